@@ -1,0 +1,819 @@
+"""The Supervisor: starts its children, restarts them by policy and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _clock
+from ._clock import Clock, MonotonicClock
+from ._errors import (
+    ChildNotFound,
+    ChildRunning,
+    ChildStartError,
+    DuplicateChild,
+    InvalidChildSpec,
+    RestartIntensityExceeded,
+    StartTimeout,
+    SupervisorError,
+    SupervisorNotRunning,
+)
+from ._events import (
+    ChildExited,
+    ChildReady,
+    ChildRestarting,
+    ChildShutdownTimeout,
+    ChildStarted,
+    ChildStopped,
+    Event,
+    EventStream,
+    IntensityExceeded,
+    SupervisorStopped,
+)
+from ._spec import BRUTAL_KILL, INFINITY, ChildSpec, ChildType, Restart, Strategy, _to_enum
+
+__all__ = ["Supervisor", "TaskStatus", "ChildInfo", "ChildStatus", "AutoShutdown"]
+
+logger = logging.getLogger("supervisor")
+
+# At most this many child failures are logged per supervisor per second; the rest are counted
+# and reported in one line, so a restart storm cannot flood the logs or slow restarts down.
+FAILURE_LOG_LIMIT = 10
+FAILURE_LOG_WINDOW = 1.0
+
+_names = itertools.count(1)
+
+
+class ChildStatus(str, enum.Enum):
+    STARTING = "starting"  # start callable called, readiness not yet signalled
+    RUNNING = "running"  # ready
+    RESTARTING = "restarting"  # exited; a restart is pending (backoff delay or group restart)
+    STOPPED = "stopped"  # stopped by the supervisor, or not started yet
+    EXITED = "exited"  # exited and will not be restarted
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class AutoShutdown(str, enum.Enum):
+    """When the exit of significant children stops the supervisor (OTP 24 auto_shutdown)."""
+
+    NEVER = "never"
+    ANY_SIGNIFICANT = "any_significant"
+    ALL_SIGNIFICANT = "all_significant"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class ChildInfo:
+    """A snapshot of one child, as returned by ``Supervisor.which_children()``."""
+
+    id: Hashable
+    status: ChildStatus
+    type: ChildType
+    restart: Restart
+    generation: int
+    restarts: int
+    task: asyncio.Task[Any] | None
+
+
+class _Child:
+    __slots__ = (
+        "spec",
+        "task",
+        "status",
+        "generation",
+        "restarts",
+        "stopping",
+        "ready",
+        "ready_waiter",
+        "start_timer",
+        "timed_out",
+        "attempt",
+        "ready_at",
+    )
+
+    def __init__(self, spec: ChildSpec) -> None:
+        self.spec = spec
+        self.task: asyncio.Task[None] | None = None
+        self.status = ChildStatus.STOPPED
+        self.generation = 0
+        self.restarts = 0
+        self.stopping = False  # the supervisor asked this child to stop
+        self.ready = False
+        self.ready_waiter: asyncio.Future[Any] | None = None
+        self.start_timer: Any = None
+        self.timed_out = False
+        self.attempt = 0  # consecutive backoff attempts
+        self.ready_at: float | None = None  # clock time of readiness, kept only with backoff
+
+
+class TaskStatus:
+    """Passed as ``task_status=`` to a child whose spec has ``signals_ready=True``.
+
+    The child calls ``started()`` once it is ready to serve; the supervisor starts the next
+    child, and counts a restart as complete, only after that call.
+    """
+
+    __slots__ = ("_supervisor", "_child", "_generation")
+
+    def __init__(self, supervisor: Supervisor, child: _Child, generation: int) -> None:
+        self._supervisor = supervisor
+        self._child = child
+        self._generation = generation
+
+    def started(self, value: Any = None) -> None:
+        """Signal readiness; ``value`` is returned to a caller waiting in ``start_child()``."""
+        child = self._child
+        if child.generation != self._generation or child.ready:
+            raise RuntimeError(
+                f"task_status.started() called twice or after exit by child {child.spec.id!r}"
+            )
+        self._supervisor._mark_ready(child, value)
+
+    def __repr__(self) -> str:
+        return f"<TaskStatus child={self._child.spec.id!r} generation={self._generation}>"
+
+
+def _check_options(
+    strategy: Any, max_restarts: Any, max_seconds: Any, clock: Any, on_event: Any, auto_shutdown: Any
+) -> tuple[Strategy, AutoShutdown]:
+    strategy = _to_enum(Strategy, "strategy", strategy)
+    auto_shutdown = _to_enum(AutoShutdown, "auto_shutdown", auto_shutdown)
+    if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
+        raise InvalidChildSpec("max_restarts", max_restarts, "expected an integer >= 0")
+    if (
+        not isinstance(max_seconds, (int, float))
+        or isinstance(max_seconds, bool)
+        or not 0 < max_seconds < math.inf
+    ):
+        raise InvalidChildSpec("max_seconds", max_seconds, "expected a finite number of seconds > 0")
+    if not (callable(getattr(clock, "now", None)) and callable(getattr(clock, "call_later", None))):
+        raise InvalidChildSpec("clock", clock, "expected an object with now() and call_later()")
+    if on_event is not None and not callable(on_event):
+        raise InvalidChildSpec("on_event", on_event, "expected a callable or None")
+    return strategy, auto_shutdown
+
+
+class Supervisor:
+    """Runs a list of children and keeps them running according to their specs.
+
+    See the package documentation for the behaviour of every option.
+    """
+
+    def __init__(
+        self,
+        children: Iterable[ChildSpec] = (),
+        *,
+        strategy: Strategy | str = Strategy.ONE_FOR_ONE,
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
+        auto_shutdown: AutoShutdown | str = AutoShutdown.NEVER,
+        name: str | None = None,
+        clock: Clock | None = None,
+        on_event: Callable[[Event], object] | None = None,
+    ) -> None:
+        clock = MonotonicClock() if clock is None else clock
+        self._strategy, self._auto_shutdown = _check_options(
+            strategy, max_restarts, max_seconds, clock, on_event, auto_shutdown
+        )
+        if name is not None and not isinstance(name, str):
+            raise InvalidChildSpec("name", name, "expected a string or None")
+        self.name = name if name is not None else f"supervisor-{next(_names)}"
+        self._max_restarts = max_restarts
+        self._max_seconds = float(max_seconds)
+        self._clock = clock
+        self._on_event = on_event
+        self._streams: list[EventStream] = []
+        self._listening = on_event is not None
+
+        specs = list(children)
+        seen: set[Hashable] = set()
+        for index, spec in enumerate(specs):
+            self._check_new_spec(spec, seen, f"children[{index}]")
+            seen.add(spec.id)
+        self._specs = tuple(specs)
+
+        self._children: dict[Hashable, _Child] = {spec.id: _Child(spec) for spec in specs}
+        self._state = "idle"
+        self._stopping = False
+        self._failure: RestartIntensityExceeded | None = None
+        self._restart_times: deque[float] = deque()
+        self._pending: deque[tuple[_Child, int, BaseException | None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._control_task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._in_group_restart = False
+        self._done: asyncio.Future[None] | None = None
+        self._host: asyncio.Task[Any] | None = None
+        self._host_cancelled = False
+        self._exiting = False
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        self._log_window_start = -math.inf
+        self._log_count = 0
+        self._log_suppressed = 0
+
+    def _check_new_spec(self, spec: Any, existing: Iterable[Hashable], field: str) -> None:
+        if not isinstance(spec, ChildSpec):
+            raise InvalidChildSpec(field, spec, "expected a ChildSpec")
+        if spec.id in existing:
+            raise InvalidChildSpec("id", spec.id, "duplicate child id; ids must be unique within a supervisor")
+        if spec.significant and self._auto_shutdown is AutoShutdown.NEVER:
+            raise InvalidChildSpec(
+                "significant", True, "a significant child needs a supervisor with auto_shutdown other than 'never'"
+            )
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def state(self) -> str:
+        """One of ``idle``, ``starting``, ``running``, ``stopping``, ``stopped`` or ``failed``."""
+        return self._state
+
+    @property
+    def strategy(self) -> Strategy:
+        return self._strategy
+
+    @property
+    def failure(self) -> RestartIntensityExceeded | None:
+        """The error the supervisor failed with, or ``None``."""
+        return self._failure
+
+    def __repr__(self) -> str:
+        counts = self.count_children()
+        return (
+            f"<Supervisor {self.name!r} {self._state} {self._strategy} "
+            f"specs={counts['specs']} active={counts['active']} "
+            f"restarts={sum(child.restarts for child in self._children.values())}>"
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start every child in order, each one only after the previous one is ready.
+
+        If a child fails before it is ready, the children already started are stopped in
+        reverse order and ``ChildStartError`` is raised.
+        """
+        if self._state in ("starting", "running", "stopping"):
+            raise SupervisorError(f"cannot start supervisor {self.name!r}: it is {self._state}")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._failure = None
+        self._stopping = False
+        self._restart_times.clear()
+        self._pending.clear()
+        self._host_cancelled = False
+        self._done = loop.create_future()
+        # A restarted supervisor starts again from its initial specs, as in OTP: children
+        # added at run time are not carried over.
+        self._children = {spec.id: _Child(spec) for spec in self._specs}
+        self._state = "starting"
+        self._control_task = loop.create_task(self._control_main(), name=f"{self.name}:control")
+        try:
+            for child in list(self._children.values()):
+                if self._stopping:
+                    break
+                await self._launch(child)
+        except BaseException:
+            await self._stop_and_wait()
+            raise
+        if self._stopping:
+            await self._stop_and_wait()
+            if self._failure is not None:
+                raise self._failure
+            return
+        self._state = "running"
+
+    async def stop(self) -> None:
+        """Stop every child in reverse start order and wait until all have stopped.
+
+        Does nothing if the supervisor is not running. A child that outlives its shutdown
+        time is abandoned and reported, because an asyncio task cannot be killed.
+        """
+        if self._state in ("idle", "stopped", "failed"):
+            return
+        await self._stop_and_wait()
+
+    async def wait(self) -> None:
+        """Wait until the supervisor stops; raise ``RestartIntensityExceeded`` if it failed."""
+        if self._done is None:
+            raise SupervisorNotRunning(self.name, self._state, "wait")
+        await asyncio.shield(self._done)
+        if self._failure is not None:
+            raise self._failure
+
+    async def run(self, *, task_status: TaskStatus | None = None) -> None:
+        """Start the children, signal ``task_status`` if given, and supervise until stopped.
+
+        Raises ``RestartIntensityExceeded`` if the restart intensity is exceeded. Cancelling
+        the caller stops every child first. This is the start callable of a nested supervisor.
+        """
+        await self.start()
+        try:
+            if task_status is not None:
+                task_status.started()
+            await self.wait()
+        finally:
+            if self._done is not None and not self._done.done():
+                await self._stop_and_wait()
+
+    def child_spec(self, id: Hashable | None = None, **fields: Any) -> ChildSpec:
+        """Return a spec that runs this supervisor as a child of another supervisor."""
+        fields.setdefault("type", ChildType.SUPERVISOR)
+        fields.setdefault("start_timeout", None)
+        return ChildSpec(self.name if id is None else id, self.run, signals_ready=True, **fields)
+
+    async def __aenter__(self) -> Supervisor:
+        self._exiting = False
+        self._host = asyncio.current_task()
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, traceback: Any) -> bool:
+        self._exiting = True
+        try:
+            await self.stop()
+        finally:
+            host, self._host = self._host, None
+        if self._failure is not None:
+            if self._host_cancelled and host is not None:
+                self._host_cancelled = False
+                host.uncancel()
+            raise self._failure
+        return False
+
+    async def _stop_and_wait(self) -> None:
+        self._request_stop()
+        assert self._done is not None
+        await asyncio.shield(self._done)
+
+    def _request_stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._state = "stopping"
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+        control = self._control_task
+        if self._in_group_restart and control is not None and control is not asyncio.current_task():
+            control.cancel()
+
+    async def _control_main(self) -> None:
+        # The control task runs group restarts one at a time and performs the final shutdown,
+        # so that neither races with the other. One_for_one restarts never pass through here.
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stopping:
+                if not self._pending:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    continue
+                child, generation, reason = self._pending.popleft()
+                self._in_group_restart = True
+                try:
+                    await self._group_restart(child, generation, reason)
+                finally:
+                    self._in_group_restart = False
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._stopping and task is not None:
+                task.uncancel()
+            else:
+                # Cancelled from outside, for example by the event loop shutting down: the
+                # children still have to be stopped before the cancellation goes on.
+                self._stopping = True
+                self._state = "stopping"
+                await self._shutdown_children()
+                raise
+        await self._shutdown_children()
+
+    async def _shutdown_children(self) -> None:
+        try:
+            for child in reversed(list(self._children.values())):
+                await self._stop_child(child, "shutdown")
+        finally:
+            self._state = "failed" if self._failure is not None else "stopped"
+            if self._listening:
+                self._emit(SupervisorStopped(self.name, None, time.perf_counter_ns(), self._failure))
+            logger.info("supervisor %r stopped (%s)", self.name, self._state)
+            host = self._host
+            if self._failure is not None and host is not None and not self._exiting and not host.done():
+                self._host_cancelled = True
+                host.cancel()
+            assert self._done is not None
+            if not self._done.done():
+                self._done.set_result(None)
+
+    # ------------------------------------------------------------------ children
+
+    async def _launch(self, child: _Child) -> Any:
+        """Create the child's task and, if it signals readiness, wait until it is ready."""
+        assert self._loop is not None
+        child.stopping = False
+        child.ready = False
+        child.timed_out = False
+        waiter = None
+        if child.spec.signals_ready:
+            waiter = self._loop.create_future()
+            child.ready_waiter = waiter
+        generation = child.generation
+        child.task = self._loop.create_task(self._child_main(child), name=f"{self.name}:{child.spec.id!r}")
+        if waiter is None:
+            # A child that does not signal is ready once its task has begun to run, which
+            # takes one pass of the event loop unless the task started eagerly.
+            if child.generation == generation:
+                await asyncio.sleep(0)
+            return None
+        try:
+            return await waiter
+        finally:
+            child.ready_waiter = None
+
+    def _begin_generation(self, child: _Child) -> None:
+        child.generation += 1
+        child.status = ChildStatus.STARTING
+        if self._listening:
+            self._emit(ChildStarted(self.name, child.spec.id, time.perf_counter_ns(), child.generation))
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "starting child %r of supervisor %r (generation %d)", child.spec.id, self.name, child.generation
+            )
+
+    async def _child_main(self, child: _Child) -> None:
+        # The whole life of a child, restarts included, runs in this one task. A one_for_one
+        # restart re-enters the loop right after the exception is caught, so the replacement
+        # starts with no extra pass through the event loop.
+        spec = child.spec
+        start = spec.start
+        args = spec.args
+        kwargs = spec.kwargs
+        signals_ready = spec.signals_ready
+        # With an eager task factory this runs before _launch() has stored the task.
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            self._begin_generation(child)
+            if not signals_ready:
+                self._mark_ready(child, None)
+            generation = child.generation
+
+            reason: BaseException | None
+            try:
+                if signals_ready:
+                    status = TaskStatus(self, child, generation)
+                    if spec.start_timeout is not None:
+                        child.start_timer = self._clock.call_later(
+                            spec.start_timeout, self._on_start_timeout, child, generation
+                        )
+                    await start(*args, task_status=status, **kwargs)
+                else:
+                    await start(*args, **kwargs)
+            except asyncio.CancelledError as error:
+                if child.stopping:
+                    raise
+                task.uncancel()
+                if child.timed_out:
+                    child.timed_out = False
+                    reason = StartTimeout(self.name, spec.id, spec.start_timeout or 0.0)
+                else:
+                    reason = error
+            except Exception as error:
+                reason = error
+            except BaseException as error:
+                # KeyboardInterrupt, SystemExit and other BaseExceptions are recorded but never
+                # swallowed: they go on to whoever runs the event loop.
+                self._record_exit(child, error)
+                child.status = ChildStatus.EXITED
+                raise
+            else:
+                reason = None
+            finally:
+                timer = child.start_timer
+                if timer is not None:
+                    timer.cancel()
+                    child.start_timer = None
+
+            if child.stopping:
+                return
+            self._record_exit(child, reason)
+
+            waiter = child.ready_waiter
+            if waiter is not None and not waiter.done():
+                # Somebody waits for this start: the failure is theirs to handle.
+                child.status = ChildStatus.EXITED
+                waiter.set_exception(ChildStartError(self.name, spec.id, reason))
+                return
+
+            if not self._should_restart(child, reason):
+                return
+            if self._strategy is not Strategy.ONE_FOR_ONE:
+                child.status = ChildStatus.RESTARTING
+                self._pending.append((child, generation, reason))
+                wakeup = self._wakeup
+                if wakeup is not None and not wakeup.done():
+                    wakeup.set_result(None)
+                return
+            if not self._count_restart(child, reason):
+                child.status = ChildStatus.EXITED
+                return
+
+            child.restarts += 1
+            delay = self._backoff_delay(child) if spec.backoff is not None else 0.0
+            if self._listening:
+                self._emit(ChildRestarting(self.name, spec.id, time.perf_counter_ns(), generation + 1, delay))
+            if delay:
+                child.status = ChildStatus.RESTARTING
+                await _clock.sleep(self._clock, delay)
+
+    def _record_exit(self, child: _Child, reason: BaseException | None) -> None:
+        child.ready = False
+        abnormal = reason is not None
+        if self._listening:
+            self._emit(
+                ChildExited(self.name, child.spec.id, time.perf_counter_ns(), child.generation, reason, abnormal)
+            )
+        if abnormal:
+            self._log_failure(child, reason)
+
+    def _should_restart(self, child: _Child, reason: BaseException | None) -> bool:
+        restart = child.spec.restart
+        if self._stopping or restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and reason is None):
+            if restart is Restart.TEMPORARY:
+                if self._children.get(child.spec.id) is child:
+                    del self._children[child.spec.id]
+            child.status = ChildStatus.EXITED
+            if child.spec.significant and not self._stopping:
+                self._check_auto_shutdown()
+            return False
+        return True
+
+    def _check_auto_shutdown(self) -> None:
+        if self._auto_shutdown is AutoShutdown.ANY_SIGNIFICANT:
+            self._request_stop()
+        elif self._auto_shutdown is AutoShutdown.ALL_SIGNIFICANT:
+            still_running = any(
+                c.spec.significant and c.task is not None and not c.task.done() and c.status is not ChildStatus.EXITED
+                for c in self._children.values()
+            )
+            if not still_running:
+                self._request_stop()
+
+    def _count_restart(self, child: _Child, reason: BaseException | None) -> bool:
+        # Sliding window as in OTP: a restart exactly max_seconds ago still counts.
+        now = self._clock.now()
+        times = self._restart_times
+        times.append(now)
+        threshold = now - self._max_seconds
+        while times[0] < threshold:
+            times.popleft()
+        if len(times) <= self._max_restarts:
+            return True
+        self._fail(child, reason, len(times))
+        return False
+
+    def _fail(self, child: _Child, reason: BaseException | None, restarts: int) -> None:
+        error = RestartIntensityExceeded(
+            self.name, child.spec.id, restarts, self._max_restarts, self._max_seconds, reason
+        )
+        self._failure = error
+        if self._listening:
+            self._emit(
+                IntensityExceeded(
+                    self.name, child.spec.id, time.perf_counter_ns(), restarts,
+                    self._max_restarts, self._max_seconds, reason,
+                )
+            )
+        logger.error("%s; stopping all children", error)
+        self._request_stop()
+
+    def _backoff_delay(self, child: _Child) -> float:
+        backoff = child.spec.backoff
+        assert backoff is not None
+        ready_at = child.ready_at
+        if ready_at is not None and self._clock.now() - ready_at >= backoff.reset_after:
+            child.attempt = 0
+        child.ready_at = None
+        child.attempt += 1
+        return backoff.delay(child.attempt)
+
+    def _mark_ready(self, child: _Child, value: Any) -> None:
+        child.ready = True
+        child.status = ChildStatus.RUNNING
+        timer = child.start_timer
+        if timer is not None:
+            timer.cancel()
+            child.start_timer = None
+        if child.spec.backoff is not None:
+            child.ready_at = self._clock.now()
+        if self._listening:
+            self._emit(ChildReady(self.name, child.spec.id, time.perf_counter_ns(), child.generation))
+        waiter = child.ready_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(value)
+
+    def _on_start_timeout(self, child: _Child, generation: int) -> None:
+        task = child.task
+        if child.generation == generation and not child.ready and task is not None and not task.done():
+            child.timed_out = True
+            task.cancel()
+
+    async def _group_restart(self, failed: _Child, generation: int, reason: BaseException | None) -> None:
+        if failed.generation != generation or self._children.get(failed.spec.id) is not failed:
+            return  # stale: that child has been restarted or removed since it failed
+        if not self._count_restart(failed, reason):
+            return
+        children = list(self._children.values())
+        if self._strategy is Strategy.REST_FOR_ONE:
+            children = children[children.index(failed):]
+        for child in reversed(children):
+            await self._stop_child(child, "group_restart")
+
+        delay = self._backoff_delay(failed) if failed.spec.backoff is not None else 0.0
+        if self._listening:
+            self._emit(ChildRestarting(self.name, failed.spec.id, time.perf_counter_ns(), generation + 1, delay))
+        if delay:
+            await _clock.sleep(self._clock, delay)
+
+        for child in children:
+            if self._stopping:
+                return
+            if child.spec.restart is Restart.TEMPORARY:
+                # Temporary children are never restarted, even when a sibling's restart
+                # stopped them.
+                if self._children.get(child.spec.id) is child:
+                    del self._children[child.spec.id]
+                continue
+            child.restarts += 1
+            try:
+                await self._launch(child)
+            except ChildStartError as error:
+                self._pending.append((child, child.generation, error.reason))
+                return
+
+    async def _stop_child(self, child: _Child, cause: str) -> None:
+        task = child.task
+        if task is None or task.done():
+            if child.status is not ChildStatus.EXITED:
+                child.status = ChildStatus.STOPPED
+            return
+        child.stopping = True
+        task.cancel()
+        shutdown = child.spec.shutdown
+        if shutdown is INFINITY:
+            timeout = None
+        elif shutdown is BRUTAL_KILL:
+            timeout = 0.0
+        else:
+            timeout = float(shutdown)  # type: ignore[arg-type]
+        finished = await _clock.wait_task(self._clock, task, timeout)
+        child.status = ChildStatus.STOPPED
+        child.ready = False
+        if not finished:
+            # An asyncio task cannot be killed: keep a reference so it is not garbage
+            # collected mid-flight, and report it.
+            self._abandoned.add(task)
+            task.add_done_callback(self._abandoned.discard)
+            logger.error(
+                "child %r of supervisor %r did not stop within its shutdown time of %s s; "
+                "abandoning its task, which is still running",
+                child.spec.id, self.name, timeout,
+            )
+            if self._listening:
+                self._emit(ChildShutdownTimeout(self.name, child.spec.id, time.perf_counter_ns(), timeout or 0.0))
+        if self._listening:
+            self._emit(ChildStopped(self.name, child.spec.id, time.perf_counter_ns(), cause, not finished))
+
+    # ------------------------------------------------------------------ runtime management
+
+    def _require_running(self, operation: str) -> None:
+        if self._state not in ("running", "starting"):
+            raise SupervisorNotRunning(self.name, self._state, operation)
+
+    def _get(self, child_id: Hashable) -> _Child:
+        try:
+            return self._children[child_id]
+        except KeyError:
+            raise ChildNotFound(self.name, child_id) from None
+
+    async def start_child(self, spec: ChildSpec) -> Any:
+        """Add a child at the end of the start order and start it.
+
+        Returns the value the child passed to ``task_status.started()``. If the child fails
+        before it is ready, it is removed again and ``ChildStartError`` is raised.
+        """
+        self._require_running("start a child")
+        if isinstance(spec, ChildSpec) and spec.id in self._children:
+            existing = self._children[spec.id]
+            running = existing.task is not None and not existing.task.done()
+            raise DuplicateChild(self.name, spec.id, running)
+        self._check_new_spec(spec, (), "spec")
+        child = _Child(spec)
+        self._children[spec.id] = child
+        try:
+            return await self._launch(child)
+        except ChildStartError:
+            if self._children.get(spec.id) is child:
+                del self._children[spec.id]
+            raise
+
+    async def terminate_child(self, child_id: Hashable) -> None:
+        """Stop a child; it stays down until ``restart_child()``. A temporary child is removed."""
+        self._require_running("terminate a child")
+        child = self._get(child_id)
+        await self._stop_child(child, "terminate")
+        if child.spec.restart is Restart.TEMPORARY and self._children.get(child_id) is child:
+            del self._children[child_id]
+
+    async def restart_child(self, child_id: Hashable) -> Any:
+        """Start a child that was terminated or has exited; its spec is kept."""
+        self._require_running("restart a child")
+        child = self._get(child_id)
+        if child.task is not None and not child.task.done():
+            raise ChildRunning(self.name, child_id, "restart")
+        child.restarts += 1
+        return await self._launch(child)
+
+    def delete_child(self, child_id: Hashable) -> None:
+        """Remove the spec of a child that is not running."""
+        child = self._get(child_id)
+        if child.task is not None and not child.task.done():
+            raise ChildRunning(self.name, child_id, "delete")
+        del self._children[child_id]
+
+    def which_children(self) -> list[ChildInfo]:
+        """Return a snapshot of every child, in start order."""
+        return [
+            ChildInfo(
+                child.spec.id, child.status, child.spec.type, child.spec.restart,
+                child.generation, child.restarts, child.task,
+            )
+            for child in self._children.values()
+        ]
+
+    def count_children(self) -> dict[str, int]:
+        """Return the number of specs, of running children, and of supervisors and workers."""
+        specs = len(self._children)
+        active = sum(1 for child in self._children.values() if child.task is not None and not child.task.done())
+        supervisors = sum(1 for child in self._children.values() if child.spec.type is ChildType.SUPERVISOR)
+        return {"specs": specs, "active": active, "supervisors": supervisors, "workers": specs - supervisors}
+
+    # ------------------------------------------------------------------ events and logging
+
+    def events(self) -> EventStream:
+        """Subscribe to events; the stream ends after the supervisor stops."""
+        stream = EventStream(self._unsubscribe)
+        self._streams.append(stream)
+        self._listening = True
+        return stream
+
+    def _unsubscribe(self, stream: EventStream) -> None:
+        if stream in self._streams:
+            self._streams.remove(stream)
+        self._listening = self._on_event is not None or bool(self._streams)
+
+    def _emit(self, event: Event) -> None:
+        callback = self._on_event
+        if callback is not None:
+            try:
+                callback(event)
+            except Exception as error:
+                # The callback runs on the restart path; its failure must not break a restart.
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": f"on_event callback of supervisor {self.name!r} raised", "exception": error}
+                )
+        for stream in tuple(self._streams):
+            stream._push(event)
+
+    def _log_failure(self, child: _Child, reason: BaseException | None) -> None:
+        if not logger.isEnabledFor(logging.ERROR):
+            return
+        now = self._clock.now()
+        if now - self._log_window_start >= FAILURE_LOG_WINDOW:
+            if self._log_suppressed:
+                logger.error(
+                    "%d more child failures in supervisor %r were not logged (limit %d per %s s)",
+                    self._log_suppressed, self.name, FAILURE_LOG_LIMIT, FAILURE_LOG_WINDOW,
+                )
+            self._log_window_start = now
+            self._log_count = 0
+            self._log_suppressed = 0
+        if self._log_count >= FAILURE_LOG_LIMIT:
+            self._log_suppressed += 1
+            return
+        self._log_count += 1
+        # exc_info defers formatting of the traceback to handlers that emit the record.
+        logger.error(
+            "child %r of supervisor %r failed: %r", child.spec.id, self.name, reason, exc_info=reason
+        )

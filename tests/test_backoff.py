@@ -1,0 +1,211 @@
+"""Exponential backoff between restarts, in exact virtual time."""
+
+from __future__ import annotations
+
+from supervisor import Backoff, ChildReady, ChildRestarting, ChildStopped, Supervisor
+
+from supervisor.testing import settle
+
+from conftest import EventLog, start_all
+
+# A power of two, so that virtual times built from it add up exactly in binary floating point.
+EPSILON = 1 / 1024
+
+
+async def start_with_backoff(clock, probe, backoff):
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("b")],
+        max_restarts=100,
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    return supervisor, events
+
+
+async def crash_and_check_delay(clock, probe, events, expected_delay):
+    """Crash child "a" and check it is started again exactly ``expected_delay`` later."""
+    restarts_before = events.count(ChildRestarting, "a")
+    ready_before = events.count(ChildReady, "a")
+    crash_time = clock.now()
+
+    probe.crash("a")
+    restarting = await events.wait_for(ChildRestarting, "a", count=restarts_before + 1)
+    assert restarting.delay == expected_delay
+
+    clock.advance(expected_delay - EPSILON)
+    await settle()
+    assert events.count(ChildReady, "a") == ready_before, "restarted before the backoff delay passed"
+
+    clock.advance(EPSILON)
+    ready = await events.wait_for(ChildReady, "a", count=ready_before + 1)
+    assert events.time_of(ready) == crash_time + expected_delay
+
+
+async def test_backoff_grows_exponentially_to_maximum(clock, probe):
+    """Consecutive restarts wait initial, doubling each time, capped at maximum."""
+    backoff = Backoff(initial=0.25, maximum=2.0, multiplier=2.0, jitter=0.0, reset_after=60.0)
+    supervisor, events = await start_with_backoff(clock, probe, backoff)
+
+    for expected_delay in (0.25, 0.5, 1.0, 2.0, 2.0):
+        await crash_and_check_delay(clock, probe, events, expected_delay)
+
+    assert probe.starts["a"] == 6
+    assert probe.starts["b"] == 1
+    await supervisor.stop()
+
+
+async def test_backoff_resets_after_stable_period(clock, probe):
+    """A child that stayed up for reset_after seconds starts again from the initial delay."""
+    backoff = Backoff(initial=0.25, maximum=2.0, multiplier=2.0, jitter=0.0, reset_after=10.0)
+    supervisor, events = await start_with_backoff(clock, probe, backoff)
+    for expected_delay in (0.25, 0.5, 1.0):
+        await crash_and_check_delay(clock, probe, events, expected_delay)
+
+    clock.advance(10.0)
+    await crash_and_check_delay(clock, probe, events, 0.25)
+
+    await supervisor.stop()
+
+
+async def test_backoff_keeps_growing_when_not_stable(clock, probe):
+    """A child that crashes before reset_after seconds keeps its growing delay."""
+    backoff = Backoff(initial=0.25, maximum=4.0, multiplier=2.0, jitter=0.0, reset_after=10.0)
+    supervisor, events = await start_with_backoff(clock, probe, backoff)
+    for expected_delay in (0.25, 0.5, 1.0):
+        await crash_and_check_delay(clock, probe, events, expected_delay)
+
+    clock.advance(10.0 - EPSILON)
+    await crash_and_check_delay(clock, probe, events, 2.0)
+
+    await supervisor.stop()
+
+
+async def test_no_backoff_restarts_immediately(clock, probe):
+    """Without a backoff the replacement is ready at the same virtual time as the crash."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    clock.advance(1.5)
+
+    probe.crash("a")
+    restarting = await events.wait_for(ChildRestarting, "a")
+    ready = await events.wait_for(ChildReady, "a", count=2)
+
+    assert restarting.delay == 0
+    assert events.time_of(ready) == 1.5
+    await supervisor.stop()
+
+
+async def test_backoff_jitter_matches_seeded_sequence(clock, probe):
+    """With jitter, the supervisor waits the delays a Backoff with the same seed produces."""
+    backoff = Backoff(initial=0.25, maximum=8.0, multiplier=2.0, jitter=0.5, seed=1234)
+    replay = Backoff(initial=0.25, maximum=8.0, multiplier=2.0, jitter=0.5, seed=1234)
+    supervisor, events = await start_with_backoff(clock, probe, backoff)
+
+    for attempt in range(1, 5):
+        expected_delay = replay.delay(attempt)
+        ready_before = events.count(ChildReady, "a")
+        crash_time = clock.now()
+        probe.crash("a")
+        restarting = await events.wait_for(ChildRestarting, "a", count=attempt)
+        assert restarting.delay == expected_delay
+        clock.advance(expected_delay)
+        ready = await events.wait_for(ChildReady, "a", count=ready_before + 1)
+        assert events.time_of(ready) == crash_time + expected_delay
+
+    await supervisor.stop()
+
+
+def test_backoff_jitter_within_bounds():
+    """Each jittered delay lies within jitter of the exponential delay and never above maximum."""
+    backoff = Backoff(initial=1.0, maximum=20.0, multiplier=2.0, jitter=0.5, seed=99)
+
+    for attempt in range(1, 40):
+        base = min(20.0, 2.0 ** (attempt - 1))
+        delay = backoff.delay(attempt)
+        assert delay >= base * 0.5, f"attempt {attempt}: {delay} below {base * 0.5}"
+        assert delay <= base * 1.5, f"attempt {attempt}: {delay} above {base * 1.5}"
+        assert delay <= 20.0, f"attempt {attempt}: {delay} above the maximum"
+
+
+def test_backoff_jitter_varies_delay():
+    """Jitter actually changes the delays: not every delay equals the exponential value."""
+    backoff = Backoff(initial=1.0, maximum=1.0, jitter=0.5, seed=5)
+
+    delays = {backoff.delay(1) for _ in range(20)}
+
+    assert len(delays) > 1
+    assert max(delays) <= 1.0
+
+
+def test_backoff_same_seed_same_delays():
+    """Two backoffs built with the same seed produce the same delays."""
+    first = Backoff(initial=0.1, maximum=10.0, jitter=0.3, seed=42)
+    second = Backoff(initial=0.1, maximum=10.0, jitter=0.3, seed=42)
+
+    assert [first.delay(n) for n in range(1, 10)] == [second.delay(n) for n in range(1, 10)]
+
+
+def test_backoff_without_jitter_is_exact():
+    """With jitter=0 the delay is exactly initial * multiplier ** (attempt - 1), capped."""
+    backoff = Backoff(initial=0.5, maximum=3.0, multiplier=3.0, jitter=0.0)
+
+    assert [backoff.delay(n) for n in range(1, 5)] == [0.5, 1.5, 3.0, 3.0]
+
+
+def test_backoff_huge_attempt_stays_at_maximum():
+    """A very large attempt number gives the maximum instead of overflowing."""
+    backoff = Backoff(initial=1.0, maximum=30.0, jitter=0.0)
+
+    assert backoff.delay(10_000) == 30.0
+
+
+async def test_stop_during_backoff_cancels_restart(clock, probe):
+    """Stopping the supervisor while a child waits for its backoff means it never starts again."""
+    backoff = Backoff(initial=1.0, maximum=1.0, jitter=0.0)
+    supervisor, events = await start_with_backoff(clock, probe, backoff)
+    probe.crash("a")
+    await events.wait_for(ChildRestarting, "a")
+
+    await supervisor.stop()
+    clock.advance(5.0)
+    await settle()
+
+    assert probe.starts["a"] == 1
+    assert events.count(ChildStopped, "a") == 1
+    assert events.count(ChildStopped, "b") == 1
+
+
+async def test_group_restart_waits_backoff_delay(clock, probe):
+    """In a one_for_all restart, the failed child's backoff delay passes between stop and start."""
+    events = EventLog(clock)
+    backoff = Backoff(initial=0.5, maximum=0.5, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("b")],
+        strategy="one_for_all",
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.log.clear()
+
+    probe.crash("a")
+    restarting = await events.wait_for(ChildRestarting, "a")
+    await settle()
+
+    assert restarting.delay == 0.5
+    assert probe.log == [("crash", "a"), ("stop", "b")]
+
+    clock.advance(0.5 - EPSILON)
+    await settle()
+
+    assert probe.log == [("crash", "a"), ("stop", "b")]
+
+    clock.advance(EPSILON)
+    ready = await events.wait_for(ChildReady, "b", count=2)
+
+    assert events.time_of(ready) == 0.5
+    assert probe.log[2:] == [("start", "a"), ("start", "b")]
+    await supervisor.stop()

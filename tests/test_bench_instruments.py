@@ -1,0 +1,141 @@
+"""The benchmark suite's instruments: load generator, restart probe and crash schedule.
+
+Async tests run through the ``asyncio.run`` hook in conftest.py.
+"""
+
+import asyncio
+
+import pytest
+
+from benchmarks import _restart
+from benchmarks._load import LOAD_LEVELS, Load
+from benchmarks._restart import RestartProbe, next_grid_point, require
+
+
+def test_load_unknown_level_raises():
+    with pytest.raises(ValueError, match="unknown load level 'medium'"):
+        Load("medium")
+
+
+@pytest.mark.parametrize("level", list(LOAD_LEVELS))
+async def test_load_one_slice_per_operation_per_pass(level):
+    """Every event-loop pass runs exactly one slice of each operation."""
+    async with Load(level) as load:
+        for _ in range(5):
+            before = load.slices
+            await asyncio.sleep(0)
+            assert load.slices - before == LOAD_LEVELS[level]
+
+
+async def test_load_stop_ends_every_task():
+    load = Load("heavy")
+    await load.start()
+    tasks = list(load._tasks)
+    assert len(tasks) == 2 * LOAD_LEVELS["heavy"]
+
+    await load.stop()
+
+    assert all(task.done() for task in tasks)
+    slices = load.slices
+    await asyncio.sleep(0)
+    assert load.slices == slices
+
+
+async def test_load_start_twice_raises():
+    async with Load("light") as load:
+        with pytest.raises(RuntimeError, match="already running"):
+            await load.start()
+
+
+async def test_probe_pairs_crash_with_replacement():
+    probe = RestartProbe(2)
+    probe.on_ready(0, 1_000)
+    probe.on_ready(1, 1_500)
+
+    probe.on_crash(1, 2_000)
+    probe.on_ready(1, 2_250)
+
+    assert probe.latencies_ns == [250]
+
+
+async def test_probe_first_start_records_no_latency():
+    probe = RestartProbe(1)
+    probe.on_ready(0, 5_000)
+    assert probe.latencies_ns == []
+    assert probe.ready_count == 1
+
+
+async def test_probe_crash_needs_ready_child():
+    """A slot whose child is restarting cannot be crashed again."""
+    probe = RestartProbe(1)
+    assert probe.crash(0) is False
+
+    trigger = probe.on_ready(0, 0)
+    assert probe.crash(0) is True
+    assert trigger.done()
+    assert probe.crash(0) is False
+
+
+async def test_probe_wait_for_readies():
+    probe = RestartProbe(3)
+    waiter = probe.wait_for_readies(2)
+    probe.on_ready(0, 0)
+    assert not waiter.done()
+    probe.on_ready(1, 0)
+    assert waiter.done()
+
+
+async def test_probe_wait_for_latencies():
+    probe = RestartProbe(1)
+    waiter = probe.wait_for_latencies(2)
+    probe.on_ready(0, 0)
+    for time_ns in (10, 30):
+        assert not waiter.done()
+        probe.on_crash(0, time_ns)
+        probe.on_ready(0, time_ns + 5)
+    assert waiter.done()
+    assert probe.latencies_ns == [5, 5]
+
+
+async def test_bare_rerun_restarts_in_same_task():
+    """The baseline re-runs the crashed coroutine without creating a task."""
+    probe = RestartProbe(1)
+    ready = probe.wait_for_readies(1)
+    task = asyncio.create_task(_restart.rerun_bare_child(probe))
+    await ready
+    tasks_before = asyncio.all_tasks()
+
+    restarted = probe.wait_for_readies(1)
+    assert probe.crash(0)
+    await restarted
+
+    assert asyncio.all_tasks() == tasks_before
+    assert len(probe.latencies_ns) == 1
+    assert probe.latencies_ns[0] >= 0
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (10.0, 11.0),  # the first tick is one interval after the origin
+        (11.0, 12.0),  # a tick on time goes to the next point
+        (11.2, 12.0),
+        (13.7, 14.0),  # a tick 2.7 intervals late skips the points it overran
+        (9.0, 11.0),  # never before the first point
+    ],
+)
+def test_next_grid_point(now, expected):
+    assert next_grid_point(10.0, 1.0, now) == pytest.approx(expected)
+
+
+def test_require_missing_name_skips():
+    with pytest.raises(NotImplementedError, match="lacks NoSuchThing"):
+        require("Supervisor", "NoSuchThing")
+
+
+def test_require_returns_attributes():
+    import supervisor
+
+    assert require("Supervisor", "ChildSpec") == (supervisor.Supervisor, supervisor.ChildSpec)

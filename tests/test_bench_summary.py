@@ -1,0 +1,308 @@
+"""tools/bench_summary.py against results files written by asv's own Results class."""
+
+import datetime
+import hashlib
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from asv.results import Results
+from asv.runner import BenchmarkResult
+
+from tools import bench_summary
+
+SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "bench_summary.py"
+MACHINE = "summary-box"
+
+LOADS = ["idle", "heavy"]
+CHILDREN = [1, 10000]
+
+# Medians, in seconds, stored for each statistic, load and child count. The
+# samples around each median are 0.8x, 1x and 1.2x of it.
+SUPERVISED = {
+    "p50": {("idle", 1): 8e-6, ("idle", 10000): 9e-6, ("heavy", 1): 10e-6, ("heavy", 10000): 12e-6},
+    "p95": {("idle", 1): 20e-6, ("idle", 10000): 24e-6, ("heavy", 1): 22e-6, ("heavy", 10000): 25e-6},
+    "p99": {("idle", 1): 30e-6, ("idle", 10000): 40e-6, ("heavy", 1): 50e-6, ("heavy", 10000): 2.5e-3},
+    "max": {("idle", 1): 60e-6, ("idle", 10000): 150e-6, ("heavy", 1): 90e-6, ("heavy", 10000): 4e-3},
+}
+BASELINE = {
+    "p50": {"idle": 1e-6, "heavy": 2e-6},
+    "p95": {"idle": 1.5e-6, "heavy": 3e-6},
+    "p99": {"idle": 2e-6, "heavy": 5e-6},
+    "max": {"idle": 4e-6, "heavy": 9e-6},
+}
+
+
+def make_repository(path):
+    """Create a git repository with one commit and return that commit's hash."""
+    path.mkdir()
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    (path / "README").write_text("summary test\n")
+    subprocess.run([*git, "add", "README"], cwd=path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "initial"], cwd=path, check=True)
+    completed = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=path, check=True, capture_output=True, text=True
+    )
+    return completed.stdout.strip()
+
+
+def _samples_result(values):
+    """A BenchmarkResult as asv's runner builds it from {"samples": ..., "number": 1}."""
+    samples = [None if value is None else [value * 0.8, value, value * 1.2] for value in values]
+    return BenchmarkResult(
+        result=[None if value is None else True for value in values],
+        samples=samples,
+        number=[None if value is None else 1 for value in values],
+        errcode=0 if all(value is not None for value in values) else 1,
+        stderr="",
+        profile=None,
+    )
+
+
+def write_results(results_dir, commit, supervised=SUPERVISED, baseline=BASELINE):
+    """Write an asv results file for ``commit`` and return its path."""
+    params = {"machine": MACHINE, "cpu": "Test CPU", "num_cpu": "2", "python": "3.11"}
+    results = Results(params, {}, commit, 1_700_000_000_000, "3.11", "virtualenv-py3.11", {})
+    started_at = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+
+    for statistic, table in supervised.items():
+        benchmark = {
+            "name": f"restart_latency.OneForOneRestartLatency.track_{statistic}",
+            "version": "1",
+            "params": [[repr(load) for load in LOADS], [repr(n) for n in CHILDREN]],
+        }
+        values = [table[(load, n)] for load in LOADS for n in CHILDREN]
+        results.add_result(benchmark, _samples_result(values), started_at=started_at, record_samples=True)
+
+    for statistic, table in baseline.items():
+        benchmark = {
+            "name": f"restart_latency.BareRerunLatency.track_{statistic}",
+            "version": "1",
+            "params": [[repr(load) for load in LOADS]],
+        }
+        values = [table[load] for load in LOADS]
+        results.add_result(benchmark, _samples_result(values), started_at=started_at, record_samples=True)
+
+    results.save(str(results_dir))
+    (path,) = (results_dir / MACHINE).glob(f"{commit[:8]}-*.json")
+    return path
+
+
+def snapshot(directory):
+    """Return every file under ``directory`` with its content hash and modification time."""
+    state = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            state[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+    return state
+
+
+def run_script(*args):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture
+def repository(tmp_path):
+    repo = tmp_path / "repo"
+    commit = make_repository(repo)
+    return repo, commit
+
+
+def table_rows(output):
+    """Return the table's data rows as lists of cells, keyed by (load, children)."""
+    rows = {}
+    for line in output.splitlines():
+        cells = line.split()
+        if len(cells) == 11 and cells[0] in LOADS:
+            rows[(cells[0], int(cells[1].replace(",", "")))] = cells
+    return rows
+
+
+def test_summary_prints_every_row(repository):
+    repo, commit = repository
+    write_results(repo / "results", commit)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE, "--slo", "0.01")
+
+    assert completed.returncode == bench_summary.EXIT_OK, completed.stderr
+    rows = table_rows(completed.stdout)
+    assert sorted(rows) == [("heavy", 1), ("heavy", 10000), ("idle", 1), ("idle", 10000)]
+    assert rows[("idle", 1)][2:6] == ["8.0", "20.0", "30.0", "60.0"]
+    assert rows[("heavy", 10000)][2:6] == ["12.0", "25.0", "2,500.0", "4,000.0"]
+
+
+def test_summary_shows_baseline_and_ratio(repository):
+    repo, commit = repository
+    write_results(repo / "results", commit)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    rows = table_rows(completed.stdout)
+    # idle baseline: p50 1 us, p99 2 us; heavy: 2 us and 5 us.
+    assert rows[("idle", 1)][6:10] == ["1.0", "2.0", "8.0x", "15.0x"]
+    assert rows[("heavy", 10000)][6:10] == ["2.0", "5.0", "6.0x", "500.0x"]
+
+
+def test_summary_states_units_and_source(repository):
+    repo, commit = repository
+    path = write_results(repo / "results", commit)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert "microseconds" in completed.stdout
+    assert commit[:8] in completed.stdout
+    assert str(path) in completed.stdout
+
+
+def test_summary_slo_missed(repository):
+    """A p99 above the SLO is marked NO and makes the exit status 1."""
+    repo, commit = repository
+    write_results(repo / "results", commit)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE, "--slo", "0.001")
+
+    assert completed.returncode == bench_summary.EXIT_SLO_MISSED
+    rows = table_rows(completed.stdout)
+    assert rows[("heavy", 10000)][10] == "NO"
+    assert rows[("heavy", 1)][10] == "yes"
+    assert "p99 <= 0.001 s" in completed.stdout
+
+
+def test_summary_failed_and_skipped_values(repository):
+    """A failed combination (None) and a skipped one (NaN) are named, and p99 counts as unmet."""
+    repo, commit = repository
+    supervised = {statistic: dict(table) for statistic, table in SUPERVISED.items()}
+    for statistic in supervised:
+        supervised[statistic][("idle", 10000)] = None
+        supervised[statistic][("heavy", 1)] = math.nan
+    write_results(repo / "results", commit, supervised=supervised)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_SLO_MISSED
+    rows = table_rows(completed.stdout)
+    assert rows[("idle", 10000)][2:6] == ["failed"] * 4
+    assert rows[("idle", 10000)][10] == "n/a"
+    assert rows[("heavy", 1)][2:6] == ["skipped"] * 4
+    assert rows[("heavy", 1)][8:10] == ["-", "-"]
+
+
+def test_summary_without_baseline(repository):
+    """Results without the baseline still print, with dashes in the baseline columns."""
+    repo, commit = repository
+    write_results(repo / "results", commit, baseline={})
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_OK
+    rows = table_rows(completed.stdout)
+    assert rows[("idle", 1)][6:10] == ["-", "-", "-", "-"]
+
+
+def test_summary_does_not_write(repository):
+    repo, commit = repository
+    results_dir = repo / "results"
+    write_results(results_dir, commit)
+    before = snapshot(results_dir)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_OK
+    assert snapshot(results_dir) == before
+
+
+def test_corrupt_file_named_and_kept(repository):
+    """A truncated results file is reported by name and left as it was."""
+    repo, commit = repository
+    path = write_results(repo / "results", commit)
+    truncated = path.read_bytes()[:200]
+    path.write_bytes(truncated)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_ERROR
+    assert str(path) in completed.stderr
+    assert "not valid JSON" in completed.stderr
+    assert path.read_bytes() == truncated
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[1, 2]", "expected a JSON object"),
+        ('{"version": 1, "results": {}}', "unsupported format version 1"),
+        ('{"version": 2, "results": {}}', "invalid 'result_columns'"),
+        ('{"version": 2, "result_columns": ["result", "params"], "results": {}}', "no restart-latency results"),
+    ],
+)
+def test_malformed_file_named(repository, content, message):
+    repo, commit = repository
+    machine_dir = repo / "results" / MACHINE
+    machine_dir.mkdir(parents=True)
+    path = machine_dir / f"{commit[:8]}-virtualenv-py3.11.json"
+    path.write_text(content)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_ERROR
+    assert str(path) in completed.stderr
+    assert message in completed.stderr
+
+
+def test_missing_machine_lists_known_ones(repository):
+    repo, commit = repository
+    write_results(repo / "results", commit)
+
+    completed = run_script("--repo", str(repo), "--machine", "other-box")
+
+    assert completed.returncode == bench_summary.EXIT_ERROR
+    assert str(repo / "results" / "other-box") in completed.stderr
+    assert repr([MACHINE]) in completed.stderr
+
+
+def test_missing_commit_results(repository):
+    repo, commit = repository
+    (repo / "results" / MACHINE).mkdir(parents=True)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_ERROR
+    assert f"no results for commit {commit[:8]}" in completed.stderr
+    assert "make bench" in completed.stderr
+
+
+def test_unknown_revision(repository):
+    repo, _ = repository
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE, "--commit", "no-such-branch")
+
+    assert completed.returncode == bench_summary.EXIT_ERROR
+    assert "unknown revision 'no-such-branch'" in completed.stderr
+
+
+@pytest.mark.parametrize("slo", ["0", "-1", "nan", "inf"])
+def test_invalid_slo_rejected(repository, slo):
+    repo, _ = repository
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE, "--slo", slo)
+
+    assert completed.returncode == 2
+    assert f"--slo must be a positive number of seconds, got {float(slo)!r}" in completed.stderr
+
+
+def test_results_option_overrides_directory(repository, tmp_path):
+    repo, commit = repository
+    elsewhere = tmp_path / "elsewhere"
+    write_results(elsewhere, commit)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE, "--results", str(elsewhere))
+
+    assert completed.returncode == bench_summary.EXIT_OK, completed.stderr
+    assert str(elsewhere) in completed.stdout
+    assert not os.path.exists(repo / "results")

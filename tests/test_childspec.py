@@ -1,0 +1,249 @@
+"""Validation of child specs and supervisor options at construction time."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from supervisor import (
+    BRUTAL_KILL,
+    INFINITY,
+    Backoff,
+    ChildSpec,
+    ChildType,
+    InvalidChildSpec,
+    Restart,
+    Strategy,
+    Supervisor,
+)
+
+
+async def idle_child() -> None:
+    pass
+
+
+def make_spec(**fields):
+    child_id = fields.pop("id", "worker")
+    start = fields.pop("start", idle_child)
+    return ChildSpec(child_id, start, **fields)
+
+
+def assert_error_names(error: BaseException, field: str, value: object) -> None:
+    message = str(error)
+    assert field in message, f"error does not name the field {field!r}: {message}"
+    assert repr(value) in message, f"error does not show {value!r}: {message}"
+
+
+BAD_SPEC_FIELDS = [
+    ("id", ["worker"]),
+    ("id", None),
+    ("start", 42),
+    ("start", "idle_child"),
+    ("args", 5),
+    ("kwargs", ["x"]),
+    ("restart", "forever"),
+    ("restart", 3),
+    ("shutdown", -1.0),
+    ("shutdown", "soon"),
+    ("shutdown", math.nan),
+    ("type", "thread"),
+    ("signals_ready", "yes"),
+    ("start_timeout", -1.0),
+    ("start_timeout", math.nan),
+    ("backoff", 0.5),
+    ("significant", "yes"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_SPEC_FIELDS)
+def test_bad_spec_field_rejected(field, value):
+    """A child spec with an invalid field raises InvalidChildSpec naming the field and value."""
+    with pytest.raises(InvalidChildSpec) as info:
+        make_spec(**{field: value})
+    assert_error_names(info.value, field, value)
+
+
+def test_bad_spec_error_carries_field_and_value():
+    """InvalidChildSpec exposes the rejected field and value as attributes."""
+    with pytest.raises(InvalidChildSpec) as info:
+        make_spec(start_timeout=-2.5)
+    assert info.value.field == "start_timeout"
+    assert info.value.value == -2.5
+
+
+def test_significant_permanent_child_rejected():
+    """A permanent child cannot be significant, because it never exits for good."""
+    with pytest.raises(InvalidChildSpec) as info:
+        make_spec(significant=True)
+    assert_error_names(info.value, "significant", True)
+
+
+def test_task_status_kwarg_rejected_when_signalling():
+    """A spec that signals readiness cannot pass its own task_status keyword."""
+    with pytest.raises(InvalidChildSpec) as info:
+        make_spec(signals_ready=True, kwargs={"task_status": None})
+    assert_error_names(info.value, "kwargs", "task_status")
+
+
+BAD_BACKOFF_FIELDS = [
+    ("initial", 0),
+    ("initial", -1.0),
+    ("initial", math.inf),
+    ("maximum", -1.0),
+    ("multiplier", 0.5),
+    ("multiplier", "2"),
+    ("jitter", 1.5),
+    ("jitter", -0.1),
+    ("reset_after", -1.0),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_BACKOFF_FIELDS)
+def test_bad_backoff_field_rejected(field, value):
+    """A Backoff with an invalid field raises InvalidChildSpec naming the field and value."""
+    with pytest.raises(InvalidChildSpec) as info:
+        Backoff(**{field: value})
+    assert_error_names(info.value, f"backoff.{field}", value)
+
+
+def test_backoff_maximum_below_initial_rejected():
+    """A Backoff whose maximum is less than its initial delay raises, showing both."""
+    with pytest.raises(InvalidChildSpec) as info:
+        Backoff(initial=2.0, maximum=1.0)
+    assert_error_names(info.value, "backoff.maximum", 1.0)
+    assert "2.0" in str(info.value)
+
+
+def test_invalid_child_spec_is_value_or_type_error():
+    """InvalidChildSpec can be caught as the built-in error a caller would expect."""
+    with pytest.raises(InvalidChildSpec) as info:
+        make_spec(shutdown=-1.0)
+    assert isinstance(info.value, (ValueError, TypeError))
+
+
+def test_spec_defaults_for_worker():
+    """A worker spec built with only id and start gets the documented defaults."""
+    spec = make_spec()
+    assert spec.id == "worker"
+    assert spec.start is idle_child
+    assert spec.args == ()
+    assert spec.restart is Restart.PERMANENT
+    assert spec.shutdown == 5.0
+    assert spec.type is ChildType.WORKER
+    assert spec.signals_ready is False
+    assert spec.start_timeout == 5.0
+    assert spec.backoff is None
+    assert spec.significant is False
+
+
+def test_spec_supervisor_type_waits_infinitely():
+    """A spec of type supervisor defaults to an infinite shutdown time, as in OTP."""
+    spec = make_spec(type=ChildType.SUPERVISOR)
+    assert spec.shutdown is INFINITY
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "expected"),
+    [
+        ("restart", "transient", Restart.TRANSIENT),
+        ("restart", "temporary", Restart.TEMPORARY),
+        ("restart", "permanent", Restart.PERMANENT),
+        ("type", "supervisor", ChildType.SUPERVISOR),
+        ("type", "worker", ChildType.WORKER),
+        ("shutdown", "brutal_kill", BRUTAL_KILL),
+        ("shutdown", "infinity", INFINITY),
+    ],
+)
+def test_spec_accepts_enum_strings(field, text, expected):
+    """A string naming an enum member is converted to that member."""
+    spec = make_spec(**{field: text})
+    assert getattr(spec, field) == expected
+
+
+def test_spec_accepts_zero_shutdown():
+    """A shutdown time of zero is valid: cancel and do not wait."""
+    spec = make_spec(shutdown=0)
+    assert spec.shutdown == 0
+
+
+def test_spec_accepts_no_start_timeout():
+    """start_timeout=None waits for readiness without a limit."""
+    spec = make_spec(signals_ready=True, start_timeout=None)
+    assert spec.start_timeout is None
+
+
+def test_spec_accepts_backoff():
+    """A Backoff instance is stored on the spec as given."""
+    backoff = Backoff()
+    spec = make_spec(backoff=backoff)
+    assert spec.backoff is backoff
+
+
+# Supervisor options.
+
+
+def test_duplicate_child_ids_rejected():
+    """Two children with the same id make the supervisor raise, naming the id."""
+    with pytest.raises(InvalidChildSpec) as info:
+        Supervisor([make_spec(id="a"), make_spec(id="b"), make_spec(id="a")])
+    assert_error_names(info.value, "id", "a")
+
+
+def test_significant_child_needs_auto_shutdown():
+    """A significant child under a supervisor whose auto_shutdown is never is rejected."""
+    with pytest.raises(InvalidChildSpec) as info:
+        Supervisor([make_spec(restart="transient", significant=True)])
+    assert_error_names(info.value, "significant", True)
+
+
+BAD_SUPERVISOR_OPTIONS = [
+    ("strategy", "round_robin"),
+    ("max_restarts", -1),
+    ("max_restarts", 1.5),
+    ("max_seconds", -1.0),
+    ("max_seconds", 0),
+    ("max_seconds", math.nan),
+    ("on_event", 42),
+    ("name", 42),
+    ("clock", 42),
+    ("auto_shutdown", "sometimes"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_SUPERVISOR_OPTIONS)
+def test_bad_supervisor_option_rejected(field, value):
+    """An invalid supervisor option raises naming the option and showing the value."""
+    with pytest.raises((ValueError, TypeError)) as info:
+        Supervisor([make_spec()], **{field: value})
+    assert_error_names(info.value, field, value)
+
+
+def test_child_that_is_not_a_spec_rejected():
+    """A child that is not a ChildSpec raises, showing the value."""
+    with pytest.raises((ValueError, TypeError)) as info:
+        Supervisor([make_spec(), "worker"])
+    assert_error_names(info.value, "children", "worker")
+
+
+def test_supervisor_defaults():
+    """A supervisor built with no options is idle, uses one_for_one and gets a generated name."""
+    supervisor = Supervisor()
+    assert supervisor.strategy is Strategy.ONE_FOR_ONE
+    assert supervisor.state == "idle"
+    assert isinstance(supervisor.name, str)
+    assert supervisor.name != ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("one_for_one", Strategy.ONE_FOR_ONE),
+        ("one_for_all", Strategy.ONE_FOR_ALL),
+        ("rest_for_one", Strategy.REST_FOR_ONE),
+    ],
+)
+def test_supervisor_accepts_strategy_strings(text, expected):
+    """A string naming a strategy is converted to the Strategy member."""
+    supervisor = Supervisor(strategy=text)
+    assert supervisor.strategy is expected

@@ -1,0 +1,336 @@
+"""Restart intensity: at most max_restarts restarts within a sliding window of max_seconds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from supervisor import (
+    ChildExited,
+    ChildReady,
+    ChildSpec,
+    IntensityExceeded,
+    RestartIntensityExceeded,
+    Supervisor,
+    SupervisorStopped,
+)
+from supervisor.testing import settle
+
+from conftest import EventLog, start_all
+
+
+async def crash_and_wait_restart(probe, events, child_id):
+    """Crash ``child_id`` and wait until its next generation is ready."""
+    ready_before = events.count(ChildReady, child_id)
+    probe.crash(child_id)
+    await events.wait_for(ChildReady, child_id, count=ready_before + 1)
+
+
+async def test_intensity_default_allows_three_restarts(clock, probe):
+    """Three crashes within five seconds are all restarted under the default limits."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+
+    for _ in range(3):
+        await crash_and_wait_restart(probe, events, "a")
+        clock.advance(1.0)
+    await settle()
+
+    assert probe.starts["a"] == 4
+    assert events.count(IntensityExceeded) == 0
+    await supervisor.stop()
+
+
+async def test_intensity_breach_on_fourth_restart(clock, probe):
+    """A fourth crash within five seconds fails the supervisor, naming offender, count and reason."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b"), probe.spec("c")], clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+    for _ in range(3):
+        await crash_and_wait_restart(probe, events, "b")
+        clock.advance(1.0)
+    probe.log.clear()
+
+    last_error = RuntimeError("fourth crash")
+    probe.crash("b", last_error)
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await supervisor.wait()
+
+    assert info.value.offender == "b"
+    assert info.value.restarts == 4
+    assert info.value.reason is last_error
+    assert info.value.max_restarts == 3
+    assert info.value.max_seconds == 5.0
+    breach = events.select(IntensityExceeded)
+    assert len(breach) == 1
+    assert breach[0].child_id == "b"
+    assert events.time_of(breach[0]) == 3.0
+    assert probe.log == [("crash", "b"), ("stop", "c"), ("stop", "a")]
+
+
+async def test_intensity_breach_stops_before_reporting(clock, probe):
+    """The breach event comes before the stops, and SupervisorStopped carries the error last."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b")], max_restarts=0, clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+    first_new_event = len(events.events)
+
+    probe.crash("a")
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await supervisor.wait()
+
+    assert events.kinds()[first_new_event:] == [
+        ("ChildExited", "a"),
+        ("IntensityExceeded", "a"),
+        ("ChildStopped", "b"),
+        ("SupervisorStopped", None),
+    ]
+    assert events.events[-1].reason is info.value
+
+
+async def test_intensity_window_slides(clock, probe):
+    """Restarts older than max_seconds no longer count, so only a burst inside the window fails."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    for _ in range(3):
+        await crash_and_wait_restart(probe, events, "a")
+        clock.advance(1.0)
+
+    # Restarts happened at 0, 1 and 2. At 5.5 the one at 0 has left the window.
+    clock.advance(2.5)
+    await crash_and_wait_restart(probe, events, "a")
+
+    assert probe.starts["a"] == 5
+    assert events.count(IntensityExceeded) == 0
+
+    # At 5.75 the window holds the restarts at 1, 2, 5.5 and this one.
+    clock.advance(0.25)
+    probe.crash("a")
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await supervisor.wait()
+
+    assert info.value.restarts == 4
+    assert events.time_of(events.select(IntensityExceeded)[0]) == 5.75
+
+
+async def test_intensity_counts_all_children(clock, probe):
+    """Restarts of different children share one window."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b"), probe.spec("c")], clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+    for child_id in ("a", "b", "c"):
+        await crash_and_wait_restart(probe, events, child_id)
+
+    probe.crash("a")
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await supervisor.wait()
+
+    assert info.value.offender == "a"
+    assert info.value.restarts == 4
+
+
+async def test_zero_max_restarts_fails_on_first_crash(clock, probe):
+    """With max_restarts=0 the first crash fails the supervisor and nothing is restarted."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], max_restarts=0, clock=clock, on_event=events)
+    await start_all(supervisor, events)
+
+    probe.crash("a")
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await supervisor.wait()
+
+    assert info.value.offender == "a"
+    assert info.value.restarts == 1
+    assert probe.starts["a"] == 1
+
+
+async def test_permanent_normal_returns_count_toward_intensity(clock, probe):
+    """Normal returns of a permanent child are restarts too, and can breach the limit."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    for generation in range(2, 5):
+        probe.finish("a")
+        await events.wait_for(ChildReady, "a", count=generation)
+
+    probe.finish("a")
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await supervisor.wait()
+
+    assert info.value.offender == "a"
+    assert info.value.reason is None
+
+
+async def test_one_for_all_group_restart_counts_once(clock, probe):
+    """A group restart of three children counts as one restart, not three."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b"), probe.spec("c")],
+        strategy="one_for_all",
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+
+    for generation in range(2, 5):
+        probe.crash("b")
+        await events.wait_for(ChildReady, "c", count=generation)
+    await settle()
+
+    assert events.count(IntensityExceeded) == 0
+    assert probe.starts == {"a": 4, "b": 4, "c": 4}
+    await supervisor.stop()
+
+
+async def test_top_level_run_raises_intensity_error(clock, probe):
+    """The owner awaiting run() of a top-level supervisor sees the breach raised."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], max_restarts=0, clock=clock, on_event=events)
+
+    async def crash_when_ready():
+        await events.wait_for(ChildReady, "a")
+        probe.crash("a")
+
+    crasher = asyncio.create_task(crash_when_ready())
+    with pytest.raises(RestartIntensityExceeded):
+        await supervisor.run()
+    await crasher
+
+    assert isinstance(events.events[-1], SupervisorStopped)
+
+
+async def test_nested_breach_is_parent_child_crash(clock, probe):
+    """A nested supervisor that breaches its limit exits abnormally and its parent restarts it."""
+    inner_events = EventLog(clock)
+
+    async def run_inner(task_status):
+        inner = Supervisor(
+            [probe.spec("worker")], name="inner", max_restarts=0, clock=clock, on_event=inner_events
+        )
+        await inner.run(task_status=task_status)
+
+    outer_events = EventLog(clock)
+    outer = Supervisor(
+        [ChildSpec("inner", run_inner, type="supervisor", signals_ready=True)],
+        name="outer",
+        clock=clock,
+        on_event=outer_events,
+    )
+    await start_all(outer, outer_events)
+    await inner_events.wait_for(ChildReady, "worker")
+
+    probe.crash("worker")
+    exited = await outer_events.wait_for(ChildExited, "inner")
+    ready = await outer_events.wait_for(ChildReady, "inner", count=2)
+    await inner_events.wait_for(ChildReady, "worker", count=2)
+
+    assert isinstance(exited.reason, RestartIntensityExceeded)
+    assert exited.reason.offender == "worker"
+    assert exited.abnormal is True
+    assert ready.generation == 2
+    assert probe.starts["worker"] == 2
+    assert outer_events.count(IntensityExceeded) == 0
+    await outer.stop()
+
+
+async def test_nested_breach_chain_names_offenders(clock, probe):
+    """When both levels breach, the top-level error lists the offender at each level."""
+    inner_events = EventLog(clock)
+
+    async def run_inner(task_status):
+        inner = Supervisor(
+            [probe.spec("worker")], name="inner", max_restarts=0, clock=clock, on_event=inner_events
+        )
+        await inner.run(task_status=task_status)
+
+    outer_events = EventLog(clock)
+    outer = Supervisor(
+        [ChildSpec("inner", run_inner, type="supervisor", signals_ready=True)],
+        name="outer",
+        max_restarts=0,
+        clock=clock,
+        on_event=outer_events,
+    )
+    await start_all(outer, outer_events)
+    await inner_events.wait_for(ChildReady, "worker")
+
+    probe.crash("worker")
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await outer.wait()
+
+    assert info.value.offender == "inner"
+    assert info.value.offenders == [("outer", "inner"), ("inner", "worker")]
+
+
+async def test_restart_exactly_max_seconds_ago_counts(clock, probe):
+    """A restart exactly max_seconds before the current one is still inside the window, as in OTP."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    for _ in range(3):
+        await crash_and_wait_restart(probe, events, "a")
+        clock.advance(1.0)
+
+    # Restarts happened at 0, 1 and 2; the one at 0 is exactly 5 seconds before 5.0.
+    clock.advance(2.0)
+    probe.crash("a")
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await supervisor.wait()
+
+    assert info.value.restarts == 4
+    assert events.time_of(events.select(IntensityExceeded)[0]) == 5.0
+
+
+async def test_child_spec_runs_nested_supervisor(clock, probe):
+    """A spec from child_spec() runs the same supervisor object again after it breached."""
+    inner_events = EventLog(clock)
+    inner = Supervisor(
+        [probe.spec("worker")], name="inner", max_restarts=0, clock=clock, on_event=inner_events
+    )
+    spec = inner.child_spec()
+
+    assert spec.id == "inner"
+    assert str(spec.type) == "supervisor"
+    assert spec.signals_ready is True
+
+    outer_events = EventLog(clock)
+    outer = Supervisor([spec], name="outer", clock=clock, on_event=outer_events)
+    await start_all(outer, outer_events)
+    await inner_events.wait_for(ChildReady, "worker")
+
+    probe.crash("worker")
+    await outer_events.wait_for(ChildReady, "inner", count=2)
+    await inner_events.wait_for(ChildReady, "worker", count=2)
+
+    assert inner.state == "running"
+    assert probe.starts["worker"] == 2
+    await outer.stop()
+
+    assert inner.state == "stopped"
+
+
+async def test_async_with_breach_interrupts_body(clock, probe):
+    """A breach inside `async with` interrupts the body and raises the error from the block."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], max_restarts=0, clock=clock, on_event=events)
+    body_finished = False
+
+    with pytest.raises(RestartIntensityExceeded) as info:
+        async with supervisor:
+            await events.wait_for(ChildReady, "a")
+            probe.crash("a")
+            await asyncio.get_running_loop().create_future()
+            body_finished = True
+
+    assert info.value.offender == "a"
+    assert body_finished is False
+    assert asyncio.current_task().cancelling() == 0

@@ -1,0 +1,245 @@
+"""Children added, terminated, restarted and deleted while the supervisor runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from supervisor import (
+    ChildExited,
+    ChildNotFound,
+    ChildReady,
+    ChildRunning,
+    ChildSpec,
+    ChildStartError,
+    ChildStopped,
+    DuplicateChild,
+    InvalidChildSpec,
+    Supervisor,
+    SupervisorNotRunning,
+)
+from supervisor.testing import settle
+
+from conftest import EventLog, start_all
+
+
+async def start_supervisor(clock, probe, *child_ids, **options):
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec(child_id) for child_id in child_ids], clock=clock, on_event=events, **options
+    )
+    await start_all(supervisor, events)
+    return supervisor, events
+
+
+async def test_start_child_appends_and_starts(clock, probe):
+    """start_child() adds the child after the others, and stop() stops it first."""
+    supervisor, events = await start_supervisor(clock, probe, "a", "b")
+
+    await supervisor.start_child(probe.spec("c"))
+    await events.wait_for(ChildReady, "c")
+
+    assert [info.id for info in supervisor.which_children()] == ["a", "b", "c"]
+    assert probe.starts["c"] == 1
+
+    await supervisor.stop()
+
+    assert probe.actions("stop") == ["c", "b", "a"]
+
+
+async def test_start_child_returns_started_value(clock, probe):
+    """start_child() returns the value the child passed to task_status.started()."""
+    supervisor, events = await start_supervisor(clock, probe, "a")
+
+    async def serve(task_status):
+        task_status.started("listening on 8080")
+        await probe.run("server")
+
+    value = await supervisor.start_child(ChildSpec("server", serve, signals_ready=True))
+
+    assert value == "listening on 8080"
+    await supervisor.stop()
+
+
+async def test_start_child_duplicate_id_rejected(clock, probe):
+    """start_child() with the id of an existing child raises DuplicateChild and changes nothing."""
+    supervisor, events = await start_supervisor(clock, probe, "a")
+
+    with pytest.raises(DuplicateChild) as info:
+        await supervisor.start_child(probe.spec("a"))
+
+    assert info.value.child_id == "a"
+    assert info.value.running is True
+    assert probe.starts["a"] == 1
+    assert len(supervisor.which_children()) == 1
+    await supervisor.stop()
+
+
+async def test_start_child_rejects_non_spec(clock, probe):
+    """start_child() with something other than a ChildSpec raises InvalidChildSpec."""
+    supervisor, events = await start_supervisor(clock, probe, "a")
+
+    with pytest.raises(InvalidChildSpec) as info:
+        await supervisor.start_child("b")
+
+    assert "'b'" in str(info.value)
+    await supervisor.stop()
+
+
+async def test_start_child_on_idle_supervisor_rejected(probe):
+    """start_child() before start() raises SupervisorNotRunning."""
+    supervisor = Supervisor()
+
+    with pytest.raises(SupervisorNotRunning) as info:
+        await supervisor.start_child(probe.spec("a"))
+
+    assert info.value.state == "idle"
+    assert probe.starts["a"] == 0
+
+
+async def test_start_child_failing_before_ready_removed(clock, probe):
+    """A child that crashes before signalling readiness makes start_child() raise and is removed."""
+    supervisor, events = await start_supervisor(clock, probe, "a")
+    error = RuntimeError("cannot bind")
+
+    async def fail_to_bind(task_status):
+        raise error
+
+    with pytest.raises(ChildStartError) as info:
+        await supervisor.start_child(ChildSpec("b", fail_to_bind, signals_ready=True))
+
+    assert info.value.child_id == "b"
+    assert info.value.reason is error
+    assert events.count(ChildExited, "b") == 1
+    assert [child.id for child in supervisor.which_children()] == ["a"]
+    assert supervisor.state == "running"
+    await supervisor.stop()
+
+
+async def test_terminate_child_keeps_spec(clock, probe):
+    """terminate_child() stops a permanent child, keeps its spec and does not restart it."""
+    supervisor, events = await start_supervisor(clock, probe, "a", "b")
+
+    await supervisor.terminate_child("a")
+    await settle()
+
+    stopped = events.select(ChildStopped, "a")
+    assert len(stopped) == 1
+    assert stopped[0].cause == "terminate"
+    assert probe.starts["a"] == 1
+    assert [(info.id, str(info.status)) for info in supervisor.which_children()] == [
+        ("a", "stopped"),
+        ("b", "running"),
+    ]
+    assert supervisor.count_children()["active"] == 1
+    await supervisor.stop()
+
+
+async def test_terminate_temporary_child_removes_it(clock, probe):
+    """terminate_child() of a temporary child also removes its spec, as in OTP."""
+    supervisor, events = await start_supervisor(clock, probe, "a")
+    await supervisor.start_child(probe.spec("t", restart="temporary"))
+    await events.wait_for(ChildReady, "t")
+
+    await supervisor.terminate_child("t")
+
+    assert [info.id for info in supervisor.which_children()] == ["a"]
+    await supervisor.stop()
+
+
+async def test_restart_child_after_terminate(clock, probe):
+    """restart_child() starts a terminated child again as its next generation."""
+    supervisor, events = await start_supervisor(clock, probe, "a", "b")
+    await supervisor.terminate_child("a")
+
+    await supervisor.restart_child("a")
+    ready = await events.wait_for(ChildReady, "a", count=2)
+
+    assert ready.generation == 2
+    assert probe.starts["a"] == 2
+    assert [info.id for info in supervisor.which_children()] == ["a", "b"]
+    await supervisor.stop()
+
+
+async def test_restart_running_child_rejected(clock, probe):
+    """restart_child() of a running child raises ChildRunning and leaves it alone."""
+    supervisor, events = await start_supervisor(clock, probe, "a")
+
+    with pytest.raises(ChildRunning) as info:
+        await supervisor.restart_child("a")
+
+    assert info.value.child_id == "a"
+    assert probe.starts["a"] == 1
+    await supervisor.stop()
+
+
+async def test_delete_running_child_rejected(clock, probe):
+    """delete_child() of a running child raises ChildRunning and keeps the spec."""
+    supervisor, events = await start_supervisor(clock, probe, "a")
+
+    with pytest.raises(ChildRunning):
+        supervisor.delete_child("a")
+
+    assert [info.id for info in supervisor.which_children()] == ["a"]
+    await supervisor.stop()
+
+
+async def test_delete_terminated_child(clock, probe):
+    """delete_child() after terminate_child() removes the spec for good."""
+    supervisor, events = await start_supervisor(clock, probe, "a", "b")
+    await supervisor.terminate_child("a")
+
+    supervisor.delete_child("a")
+
+    assert [info.id for info in supervisor.which_children()] == ["b"]
+    with pytest.raises(ChildNotFound):
+        await supervisor.restart_child("a")
+    await supervisor.stop()
+
+
+@pytest.mark.parametrize("operation", ["terminate_child", "restart_child", "delete_child"])
+async def test_unknown_child_id_not_found(clock, probe, operation):
+    """Each runtime operation on an unknown id raises ChildNotFound naming the id."""
+    supervisor, events = await start_supervisor(clock, probe, "a")
+
+    with pytest.raises(ChildNotFound) as info:
+        result = getattr(supervisor, operation)("missing")
+        if operation != "delete_child":
+            await result
+
+    assert info.value.child_id == "missing"
+    assert "'missing'" in str(info.value)
+    await supervisor.stop()
+
+
+async def test_added_child_joins_group_restart(clock, probe):
+    """A child added at run time takes part in one_for_all restarts in its start position."""
+    supervisor, events = await start_supervisor(clock, probe, "a", "b", strategy="one_for_all")
+    await supervisor.start_child(probe.spec("c"))
+    await events.wait_for(ChildReady, "c")
+    probe.log.clear()
+
+    probe.crash("a")
+    await events.wait_for(ChildReady, "c", count=2)
+    await settle()
+
+    assert probe.log == [
+        ("crash", "a"),
+        ("stop", "c"),
+        ("stop", "b"),
+        ("start", "a"),
+        ("start", "b"),
+        ("start", "c"),
+    ]
+    await supervisor.stop()
+
+
+async def test_restarted_supervisor_forgets_added_children(clock, probe):
+    """A supervisor started again runs its initial children only, as in OTP."""
+    supervisor, events = await start_supervisor(clock, probe, "a")
+    await supervisor.start_child(probe.spec("b"))
+    await supervisor.stop()
+
+    await supervisor.start()
+
+    assert [info.id for info in supervisor.which_children()] == ["a"]
+    await supervisor.stop()

@@ -1,0 +1,295 @@
+"""Shutdown: cancel, wait up to the shutdown time, then give up and report."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from supervisor import (
+    BRUTAL_KILL,
+    INFINITY,
+    ChildReady,
+    ChildExited,
+    ChildShutdownTimeout,
+    ChildSpec,
+    ChildStopped,
+    Supervisor,
+    SupervisorStopped,
+)
+from supervisor.testing import settle
+
+from conftest import EventLog, start_all
+
+EPSILON = 1 / 1024
+
+
+async def test_cooperative_child_stops_without_timeout(clock, probe):
+    """A child that lets cancellation through is stopped at once, with no timeout reported."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a", shutdown=3.0)], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+
+    await supervisor.stop()
+
+    stopped = events.select(ChildStopped, "a")
+    assert len(stopped) == 1
+    assert stopped[0].cause == "shutdown"
+    assert stopped[0].timed_out is False
+    assert events.count(ChildShutdownTimeout) == 0
+    assert probe.log[-1] == ("stop", "a")
+
+
+async def test_shutdown_timeout_gives_up_and_reports(clock, probe, supervisor_logs):
+    """A child that ignores cancellation is abandoned after its shutdown time, and reported."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.stubborn_spec("a", shutdown=3.0)], name="sup", clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+
+    stopping = asyncio.create_task(supervisor.stop())
+    await settle()
+    clock.advance(3.0 - EPSILON)
+    await settle()
+
+    assert not stopping.done()
+    assert events.count(ChildShutdownTimeout) == 0
+
+    clock.advance(EPSILON)
+    await stopping
+
+    timeout_events = events.select(ChildShutdownTimeout, "a")
+    assert len(timeout_events) == 1
+    assert timeout_events[0].timeout == 3.0
+    assert events.time_of(timeout_events[0]) == 3.0
+    assert events.select(ChildStopped, "a")[0].timed_out is True
+    assert probe.log == [("start", "a"), ("ignore-cancel", "a")]
+    assert any(
+        "'a'" in record.getMessage() and record.levelname in ("WARNING", "ERROR")
+        for record in supervisor_logs.records
+    ), "the abandoned child is not logged"
+
+    probe.release("a")
+    await settle()
+
+    assert probe.log[-1] == ("return", "a")
+    assert probe.starts["a"] == 1
+    assert events.count(ChildExited) == 0
+
+
+async def test_shutdown_times_add_up_in_reverse_order(clock, probe):
+    """Children are stopped one after another in reverse order, each getting its own shutdown time."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.stubborn_spec("a", shutdown=2.0), probe.stubborn_spec("b", shutdown=1.0)],
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+
+    stopping = asyncio.create_task(supervisor.stop())
+    await settle()
+    clock.advance(1.0)
+    await events.wait_for(ChildShutdownTimeout, "b")
+    await settle()
+    clock.advance(2.0)
+    await stopping
+
+    timeouts = events.select(ChildShutdownTimeout)
+    assert [event.child_id for event in timeouts] == ["b", "a"]
+    assert [events.time_of(event) for event in timeouts] == [1.0, 3.0]
+    assert probe.actions("ignore-cancel") == ["b", "a"]
+
+    probe.release("a")
+    probe.release("b")
+
+
+async def test_brutal_kill_does_not_wait(clock, probe):
+    """With BRUTAL_KILL, stop() returns without any clock time passing and reports the child."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.stubborn_spec("a", shutdown=BRUTAL_KILL)], clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+
+    await supervisor.stop()
+
+    assert clock.now() == 0
+    assert events.count(ChildShutdownTimeout, "a") == 1
+    assert events.select(ChildStopped, "a")[0].timed_out is True
+    probe.release("a")
+
+
+async def test_brutal_kill_cooperative_child_stops(clock, probe):
+    """With BRUTAL_KILL, a child that lets cancellation through is stopped cleanly."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a", shutdown=BRUTAL_KILL)], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+
+    await supervisor.stop()
+
+    assert events.select(ChildStopped, "a")[0].timed_out is False
+    assert events.count(ChildShutdownTimeout) == 0
+    assert probe.log[-1] == ("stop", "a")
+
+
+async def test_infinity_waits_until_child_exits(clock, probe):
+    """With INFINITY, stop() waits for the child however much virtual time passes."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.stubborn_spec("a", shutdown=INFINITY)], clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+
+    stopping = asyncio.create_task(supervisor.stop())
+    await settle()
+    clock.advance(1e6)
+    await settle()
+
+    assert not stopping.done()
+
+    probe.release("a")
+    await stopping
+
+    assert events.count(ChildShutdownTimeout) == 0
+    assert events.select(ChildStopped, "a")[0].timed_out is False
+    assert probe.log[-1] == ("return", "a")
+
+
+async def test_zero_shutdown_gives_one_loop_pass(clock, probe):
+    """With shutdown=0 a cooperative child still gets to run its cancellation handler."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a", shutdown=0)], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+
+    await supervisor.stop()
+
+    assert probe.log[-1] == ("stop", "a")
+    assert events.select(ChildStopped, "a")[0].timed_out is False
+
+
+async def test_stop_reports_supervisor_stopped(clock, probe):
+    """stop() ends with a SupervisorStopped event without a reason, and wait() returns."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+
+    await supervisor.stop()
+    await supervisor.wait()
+
+    assert isinstance(events.events[-1], SupervisorStopped)
+    assert events.events[-1].reason is None
+
+
+async def test_stop_twice_is_harmless(clock, probe):
+    """A second stop() returns at once and reports nothing new."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    await supervisor.stop()
+    event_count = len(events.events)
+
+    await supervisor.stop()
+
+    assert len(events.events) == event_count
+
+
+async def test_async_with_starts_and_stops(clock, probe):
+    """`async with` starts the children on entry and stops them in reverse order on exit."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a"), probe.spec("b")], clock=clock, on_event=events)
+
+    async with supervisor:
+        await events.wait_for(ChildReady, "b")
+        assert probe.starts == {"a": 1, "b": 1}
+
+    assert probe.actions("stop") == ["b", "a"]
+
+
+async def test_nested_supervisor_stops_its_children(clock, probe):
+    """Stopping a parent stops a nested supervisor, which stops its own children in reverse order."""
+
+    inner_events = EventLog(clock)
+
+    async def run_inner(task_status):
+        inner = Supervisor(
+            [probe.spec("x"), probe.spec("y")], name="inner", clock=clock, on_event=inner_events
+        )
+        await inner.run(task_status=task_status)
+
+    events = EventLog(clock)
+    outer = Supervisor(
+        [probe.spec("a"), ChildSpec("inner", run_inner, type="supervisor", signals_ready=True)],
+        name="outer",
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(outer, events)
+    await inner_events.wait_for(ChildReady, "y")
+
+    await outer.stop()
+
+    assert probe.actions("start") == ["a", "x", "y"]
+    assert probe.actions("stop") == ["y", "x", "a"]
+    assert events.select(ChildStopped, "inner")[0].timed_out is False
+
+
+async def test_crash_during_stop_not_restarted(clock, probe):
+    """A child that crashes while the supervisor is stopping its siblings is not restarted."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.stubborn_spec("b", shutdown=2.0)], clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+
+    stopping = asyncio.create_task(supervisor.stop())
+    await settle()
+    probe.crash("a")
+    await events.wait_for(ChildExited, "a")
+    clock.advance(2.0)
+    await stopping
+
+    assert probe.starts["a"] == 1
+    assert supervisor.state == "stopped"
+    probe.release("b")
+
+
+async def test_stop_during_group_restart_restarts_nothing(clock, probe):
+    """stop() while a group restart waits for a stubborn child ends the restart and starts nothing."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.stubborn_spec("b", shutdown=2.0)],
+        strategy="one_for_all",
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+
+    probe.crash("a")
+    await events.wait_for(ChildExited, "a")
+    await settle()
+
+    assert probe.log[-1] == ("ignore-cancel", "b")
+
+    stopping = asyncio.create_task(supervisor.stop())
+    await settle()
+
+    assert stopping.done()
+    assert probe.starts == {"a": 1, "b": 1}
+    assert supervisor.state == "stopped"
+
+
+async def test_cancelling_run_stops_children(clock, probe):
+    """Cancelling the task that awaits run() stops the children in reverse order first."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a"), probe.spec("b")], clock=clock, on_event=events)
+    runner = asyncio.create_task(supervisor.run())
+    await events.wait_for(ChildReady, "b")
+
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+
+    assert probe.actions("stop") == ["b", "a"]
+    assert supervisor.state == "stopped"

@@ -1,0 +1,292 @@
+"""Which children each strategy restarts, and in which order."""
+
+from __future__ import annotations
+
+import asyncio
+
+from supervisor import ChildExited, ChildReady, ChildStarted, ChildStopped, Supervisor, SupervisorStopped
+
+from supervisor.testing import settle
+
+from conftest import EventLog, start_all
+
+
+async def test_children_start_in_order(probe):
+    """Children start in the order of the child list, each after the previous one is ready."""
+    events = EventLog()
+    supervisor = Supervisor([probe.spec("a"), probe.spec("b"), probe.spec("c")], on_event=events)
+
+    await start_all(supervisor, events)
+
+    assert probe.actions("start") == ["a", "b", "c"]
+    assert events.kinds(ChildStarted, ChildReady) == [
+        ("ChildStarted", "a"),
+        ("ChildReady", "a"),
+        ("ChildStarted", "b"),
+        ("ChildReady", "b"),
+        ("ChildStarted", "c"),
+        ("ChildReady", "c"),
+    ]
+    await supervisor.stop()
+
+
+async def test_children_stop_in_reverse_order(probe):
+    """stop() cancels the children from the last one to the first."""
+    events = EventLog()
+    supervisor = Supervisor([probe.spec("a"), probe.spec("b"), probe.spec("c")], on_event=events)
+    await start_all(supervisor, events)
+
+    await supervisor.stop()
+
+    assert probe.actions("stop") == ["c", "b", "a"]
+    assert events.kinds(ChildStopped) == [
+        ("ChildStopped", "c"),
+        ("ChildStopped", "b"),
+        ("ChildStopped", "a"),
+    ]
+    assert isinstance(events.events[-1], SupervisorStopped)
+
+
+async def test_one_for_one_restarts_only_failed_child(probe):
+    """With one_for_one, a crash restarts the crashed child and leaves its siblings running."""
+    events = EventLog()
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b"), probe.spec("c")], strategy="one_for_one", on_event=events
+    )
+    await start_all(supervisor, events)
+    probe.log.clear()
+
+    probe.crash("b")
+    await events.wait_for(ChildReady, "b", count=2)
+    await settle()
+
+    assert probe.log == [("crash", "b"), ("start", "b")]
+    assert probe.starts == {"a": 1, "b": 2, "c": 1}
+    await supervisor.stop()
+
+
+async def test_one_for_all_restarts_siblings_in_order(probe):
+    """With one_for_all, a crash stops the others in reverse order, then starts all in order."""
+    events = EventLog()
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b"), probe.spec("c"), probe.spec("d")],
+        strategy="one_for_all",
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.log.clear()
+
+    probe.crash("b")
+    await events.wait_for(ChildReady, "d", count=2)
+    await settle()
+
+    assert probe.log == [
+        ("crash", "b"),
+        ("stop", "d"),
+        ("stop", "c"),
+        ("stop", "a"),
+        ("start", "a"),
+        ("start", "b"),
+        ("start", "c"),
+        ("start", "d"),
+    ]
+    await supervisor.stop()
+
+
+async def test_one_for_all_event_sequence(probe):
+    """A one_for_all group restart reports exit, stops in reverse, then start and ready in order."""
+    events = EventLog()
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b"), probe.spec("c")], strategy="one_for_all", on_event=events
+    )
+    await start_all(supervisor, events)
+    first_restart_event = len(events.events)
+
+    probe.crash("a")
+    await events.wait_for(ChildReady, "c", count=2)
+    await settle()
+
+    group_restart = [
+        (type(event).__name__, event.child_id)
+        for event in events.events[first_restart_event:]
+        if isinstance(event, (ChildStopped, ChildStarted, ChildReady))
+    ]
+    assert group_restart == [
+        ("ChildStopped", "c"),
+        ("ChildStopped", "b"),
+        ("ChildStarted", "a"),
+        ("ChildReady", "a"),
+        ("ChildStarted", "b"),
+        ("ChildReady", "b"),
+        ("ChildStarted", "c"),
+        ("ChildReady", "c"),
+    ]
+    await supervisor.stop()
+
+
+async def test_rest_for_one_restarts_later_siblings(probe):
+    """With rest_for_one, a crash restarts the crashed child and those after it, not those before."""
+    events = EventLog()
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b"), probe.spec("c"), probe.spec("d")],
+        strategy="rest_for_one",
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.log.clear()
+
+    probe.crash("b")
+    await events.wait_for(ChildReady, "d", count=2)
+    await settle()
+
+    assert probe.log == [
+        ("crash", "b"),
+        ("stop", "d"),
+        ("stop", "c"),
+        ("start", "b"),
+        ("start", "c"),
+        ("start", "d"),
+    ]
+    assert probe.starts["a"] == 1
+    await supervisor.stop()
+
+
+async def test_rest_for_one_last_child_restarts_alone(probe):
+    """With rest_for_one, a crash of the last child restarts only that child."""
+    events = EventLog()
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b"), probe.spec("c")], strategy="rest_for_one", on_event=events
+    )
+    await start_all(supervisor, events)
+    probe.log.clear()
+
+    probe.crash("c")
+    await events.wait_for(ChildReady, "c", count=2)
+    await settle()
+
+    assert probe.log == [("crash", "c"), ("start", "c")]
+    await supervisor.stop()
+
+
+async def test_one_for_all_does_not_restart_temporary_sibling(probe):
+    """A temporary child stopped by a sibling's group restart is not started again, as in OTP."""
+    events = EventLog()
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("t", restart="temporary"), probe.spec("c")],
+        strategy="one_for_all",
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.log.clear()
+
+    probe.crash("a")
+    await events.wait_for(ChildReady, "c", count=2)
+    await settle()
+
+    assert probe.log == [
+        ("crash", "a"),
+        ("stop", "c"),
+        ("stop", "t"),
+        ("start", "a"),
+        ("start", "c"),
+    ]
+    await supervisor.stop()
+
+
+async def test_one_for_all_transient_normal_exit_restarts_nothing(probe):
+    """A transient child that returns normally under one_for_all does not restart its siblings."""
+    events = EventLog()
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b", restart="transient"), probe.spec("c")],
+        strategy="one_for_all",
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.log.clear()
+
+    probe.finish("b")
+    await events.wait_for(ChildExited, "b")
+    await settle()
+
+    assert probe.log == [("return", "b")]
+    assert probe.starts == {"a": 1, "b": 1, "c": 1}
+    await supervisor.stop()
+
+
+async def test_one_for_one_restart_reuses_child_task(probe):
+    """A one_for_one restart runs the new generation inside the same asyncio task."""
+    events = EventLog()
+    supervisor = Supervisor([probe.spec("a")], on_event=events)
+    await start_all(supervisor, events)
+    [before] = supervisor.which_children()
+
+    probe.crash("a")
+    await events.wait_for(ChildReady, "a", count=2)
+    [after] = supervisor.which_children()
+
+    assert after.task is before.task
+    assert not after.task.done()
+    await supervisor.stop()
+
+
+async def test_one_for_one_restart_needs_no_loop_pass(probe):
+    """Between a child's exit and its replacement's start, no other callback of the loop runs."""
+    loop = asyncio.get_running_loop()
+    marks = []
+
+    def on_event(event):
+        events(event)
+        if isinstance(event, ChildExited):
+            loop.call_soon(marks.append, "loop pass")
+        elif isinstance(event, ChildStarted) and event.generation == 2:
+            marks.append("replacement started")
+
+    events = EventLog()
+    supervisor = Supervisor([probe.spec("a")], on_event=on_event)
+    await start_all(supervisor, events)
+
+    probe.crash("a")
+    await events.wait_for(ChildReady, "a", count=2)
+    await settle()
+
+    assert marks == ["replacement started", "loop pass"]
+    await supervisor.stop()
+
+
+async def test_rest_for_one_transient_crash_restarts_rest(probe):
+    """With rest_for_one, a transient child's crash restarts it and the children after it."""
+    events = EventLog()
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b", restart="transient"), probe.spec("c")],
+        strategy="rest_for_one",
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.log.clear()
+
+    probe.crash("b")
+    await events.wait_for(ChildReady, "c", count=2)
+    await settle()
+
+    assert probe.log == [("crash", "b"), ("stop", "c"), ("start", "b"), ("start", "c")]
+    await supervisor.stop()
+
+
+async def test_rest_for_one_temporary_exit_restarts_nothing(probe):
+    """With rest_for_one, a temporary child's crash restarts nothing and removes that child."""
+    events = EventLog()
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("t", restart="temporary"), probe.spec("c")],
+        strategy="rest_for_one",
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.log.clear()
+
+    probe.crash("t")
+    await events.wait_for(ChildExited, "t")
+    await settle()
+
+    assert probe.log == [("crash", "t")]
+    assert [info.id for info in supervisor.which_children()] == ["a", "c"]
+    await supervisor.stop()

@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""Print the restart-latency summary of one commit from asv's stored results.
+
+Reads ``results/<machine>/<commit[:8]>-<environment>.json`` (asv's results
+format, version 2) and prints, per load level and child count, the one_for_one
+restart latency p50, p95, p99 and max in microseconds, the bare-coroutine
+baseline beside it, their ratio, and whether p99 meets the SLO. Each figure is
+the median over the batches that the benchmark reported. The script only reads
+the results directory.
+
+Exit status: 0 if every measured p99 meets the SLO, 1 if one misses it or was
+not measured, 2 if the results cannot be found or read.
+"""
+
+import argparse
+import ast
+import json
+import math
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+SUPERVISED = "restart_latency.OneForOneRestartLatency.track_{}"
+BASELINE = "restart_latency.BareRerunLatency.track_{}"
+STATISTICS = ("p50", "p95", "p99", "max")
+
+EXIT_OK = 0
+EXIT_SLO_MISSED = 1
+EXIT_ERROR = 2
+
+
+class SummaryError(Exception):
+    """A results file that is missing or cannot be read; the message names it."""
+
+
+def default_repository():
+    return Path(__file__).resolve().parent.parent
+
+
+def resolve_commit(repository, revision):
+    """Return the full hash of ``revision`` in the git repository ``repository``."""
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+            cwd=repository,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise SummaryError("git not found on PATH; pass a full commit hash with --commit") from None
+    commit = completed.stdout.strip()
+    if completed.returncode != 0 or not commit:
+        raise SummaryError(f"unknown revision {revision!r} in git repository {str(repository)!r}")
+    return commit
+
+
+def find_result_files(results_dir, machine, commit):
+    """Return the results files of ``commit`` on ``machine``, one per asv environment."""
+    machine_dir = results_dir / machine
+    if not machine_dir.is_dir():
+        known = sorted(p.name for p in results_dir.iterdir() if p.is_dir()) if results_dir.is_dir() else []
+        raise SummaryError(
+            f"no results directory {str(machine_dir)!r} for machine {machine!r}; "
+            f"machines with results: {known or 'none'}. Run `make bench` or pass --machine."
+        )
+    files = sorted(machine_dir.glob(f"{commit[:8]}-*.json"))
+    if not files:
+        raise SummaryError(
+            f"no results for commit {commit[:8]} in {str(machine_dir)!r}; "
+            f"run `make bench` to measure HEAD, or pass --commit."
+        )
+    return files
+
+
+def load_results(path):
+    """Return ``{benchmark: {"params": [...], "result": [...]}}`` from an asv results file.
+
+    Raises SummaryError naming ``path`` if the file cannot be parsed or lacks
+    a field this script needs.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SummaryError(f"cannot read results file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SummaryError(f"results file {str(path)!r} is not valid JSON: {exc}") from exc
+
+    if not isinstance(data, dict):
+        raise SummaryError(f"results file {str(path)!r}: expected a JSON object, got {type(data).__name__}")
+    if data.get("version") != 2:
+        raise SummaryError(
+            f"results file {str(path)!r}: unsupported format version {data.get('version')!r}, expected 2"
+        )
+    columns = data.get("result_columns")
+    results = data.get("results")
+    if not isinstance(columns, list) or "result" not in columns or "params" not in columns:
+        raise SummaryError(f"results file {str(path)!r}: missing or invalid 'result_columns' {columns!r}")
+    if not isinstance(results, dict):
+        raise SummaryError(f"results file {str(path)!r}: missing or invalid 'results'")
+
+    result_index = columns.index("result")
+    params_index = columns.index("params")
+    table = {}
+    for name, row in results.items():
+        if not isinstance(row, list) or len(row) <= max(result_index, params_index):
+            raise SummaryError(f"results file {str(path)!r}: malformed row for {name!r}: {row!r}")
+        values = row[result_index]
+        params = row[params_index]
+        if values is not None and not isinstance(values, list):
+            values = [values]
+        if not isinstance(params, list):
+            raise SummaryError(f"results file {str(path)!r}: malformed params for {name!r}: {params!r}")
+        table[name] = {"params": params, "result": values}
+    return table, data
+
+
+def _parse_param(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def index_by_params(entry, path, name):
+    """Map each parameter combination (a tuple of values) of one benchmark to its value."""
+    params = [[_parse_param(value) for value in axis] for axis in entry["params"]]
+    combinations = [()]
+    for axis in params:
+        combinations = [combination + (value,) for combination in combinations for value in axis]
+    values = entry["result"]
+    if values is None:
+        # asv stores None for the whole benchmark when its build or setup_cache failed.
+        values = [None] * len(combinations)
+    if len(values) != len(combinations):
+        raise SummaryError(
+            f"results file {str(path)!r}: {name!r} has {len(values)} values "
+            f"for {len(combinations)} parameter combinations"
+        )
+    return dict(zip(combinations, values))
+
+
+def _is_measured(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Marks a benchmark or combination absent from the results file, as opposed
+# to None, which asv stores for a failed one.
+MISSING = object()
+
+
+def format_micros(value):
+    if value is MISSING:
+        return "-"
+    if value is None:
+        return "failed"
+    if not _is_measured(value):
+        return "skipped"
+    return f"{value * 1e6:,.1f}"
+
+
+def format_ratio(numerator, denominator):
+    if not (_is_measured(numerator) and _is_measured(denominator)) or denominator == 0:
+        return "-"
+    return f"{numerator / denominator:.1f}x"
+
+
+def build_rows(table, path, slo):
+    """Return (header, rows, every_p99_meets_slo) for one results file."""
+    supervised = {}
+    for statistic in STATISTICS:
+        name = SUPERVISED.format(statistic)
+        if name in table:
+            supervised[statistic] = index_by_params(table[name], path, name)
+    if not supervised:
+        raise SummaryError(
+            f"results file {str(path)!r} has no restart-latency results "
+            f"({SUPERVISED.format('*')}); was the run limited with -b?"
+        )
+    baseline = {}
+    for statistic in ("p50", "p99"):
+        name = BASELINE.format(statistic)
+        if name in table:
+            baseline[statistic] = {
+                combination[0]: value
+                for combination, value in index_by_params(table[name], path, name).items()
+            }
+
+    combinations = []
+    for statistic_values in supervised.values():
+        for combination in statistic_values:
+            if combination not in combinations:
+                combinations.append(combination)
+
+    header = [
+        "load",
+        "children",
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "base p50",
+        "base p99",
+        "p50 ratio",
+        "p99 ratio",
+        f"p99 <= {slo:g} s",
+    ]
+    rows = []
+    all_met = True
+    for combination in combinations:
+        load, children = combination
+        values = {s: supervised.get(s, {}).get(combination, MISSING) for s in STATISTICS}
+        base_p50 = baseline.get("p50", {}).get(load, MISSING)
+        base_p99 = baseline.get("p99", {}).get(load, MISSING)
+        p99 = values["p99"]
+        if _is_measured(p99):
+            meets = p99 <= slo
+            verdict = "yes" if meets else "NO"
+        else:
+            meets = False
+            verdict = "n/a"
+        all_met = all_met and meets
+        rows.append(
+            [
+                str(load),
+                f"{children:,}" if isinstance(children, int) else str(children),
+                *(format_micros(values[s]) for s in STATISTICS),
+                format_micros(base_p50),
+                format_micros(base_p99),
+                format_ratio(values["p50"], base_p50),
+                format_ratio(p99, base_p99),
+                verdict,
+            ]
+        )
+    return header, rows, all_met
+
+
+def render_table(header, rows):
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    # Text columns align left, figures right.
+    left = {0}
+    lines = []
+    for row in [header, None, *rows]:
+        if row is None:
+            lines.append("  ".join("-" * width for width in widths))
+            continue
+        cells = [
+            cell.ljust(width) if i in left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def summarize(results_dir, machine, commit, slo, out=sys.stdout):
+    """Print the summary of every results file of ``commit``; return the exit status."""
+    status = EXIT_OK
+    for path in find_result_files(results_dir, machine, commit):
+        table, data = load_results(path)
+        header, rows, all_met = build_rows(table, path, slo)
+        params = data.get("params") or {}
+        print(
+            f"Restart latency of one_for_one children, in microseconds (median over batches)\n"
+            f"commit {commit[:8]}, machine {machine!r} ({params.get('cpu', '?')}, "
+            f"{params.get('num_cpu', '?')} CPUs), environment {data.get('env_name', '?')!r}\n"
+            f"from {path}\n"
+            f"base = bare coroutine re-run in the same task; ratio = supervisor / base\n",
+            file=out,
+        )
+        print(render_table(header, rows), file=out)
+        print(file=out)
+        if not all_met:
+            status = EXIT_SLO_MISSED
+    return status
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description="Print the restart-latency summary of one commit from asv's results/.",
+        epilog="Exit status: 0 all p99 within the SLO, 1 a p99 missed it or is missing, 2 an error.",
+    )
+    parser.add_argument(
+        "--commit",
+        default="HEAD",
+        help="git revision whose results to read (default: HEAD)",
+    )
+    parser.add_argument(
+        "--machine",
+        default=socket.gethostname().split(".")[0],
+        help="asv machine name, a folder under results/ (default: the short host name)",
+    )
+    parser.add_argument(
+        "--slo",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="p99 restart latency that each row must not exceed, in seconds (default: 1.0)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="asv results directory (default: results/ in the repository)",
+    )
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=default_repository(),
+        metavar="DIR",
+        help="git repository that resolves --commit (default: this script's repository)",
+    )
+    args = parser.parse_args(argv)
+    if not math.isfinite(args.slo) or args.slo <= 0:
+        parser.error(f"--slo must be a positive number of seconds, got {args.slo!r}")
+    args.repo = args.repo.resolve()
+    if args.results is None:
+        args.results = args.repo / "results"
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        commit = resolve_commit(args.repo, args.commit)
+        return summarize(args.results, args.machine, commit, args.slo)
+    except SummaryError as exc:
+        print(f"bench_summary: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
