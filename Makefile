@@ -42,7 +42,8 @@ test: venv
 
 # Measures the committed HEAD (not uncommitted changes) in a fresh virtualenv,
 # unless results for HEAD on $(MACHINE) already exist. Publishes and
-# summarizes even when a benchmark failed, then exits with asv's status.
+# summarizes even when a benchmark failed, then exits non-zero if any step
+# failed or a p99 missed the SLO.
 bench: machine
 	status=0; \
 	$(ASV) run --record-samples --skip-existing-commits --show-stderr --machine $(MACHINE) $(ASV_ARGS) HEAD || status=$$?; \

@@ -60,10 +60,29 @@ Exceptions in a child: ``Exception`` subclasses and unrequested ``CancelledError
 exits. ``KeyboardInterrupt``, ``SystemExit`` and other ``BaseException`` subclasses are
 recorded (event and log) and re-raised, never swallowed or restarted.
 
+Actors (``ActorRef``, ``Actor``): a worker with a mailbox and a reference that stays valid
+across restarts. ``ActorRef(factory, name=...)`` owns the mailbox (at most ``mailbox_size``
+messages, 1000 by default) and ``ref.child_spec()`` runs the actor under a supervisor; each
+start creates a new instance and awaits its ``on_start``. ``tell()`` raises ``MailboxFull``
+when the mailbox is full, ``send()`` and ``ask()`` wait for room, and ``ask()`` raises
+``AskTimeout`` after its timeout (5 s by default). Messages wait in the mailbox while the
+actor restarts; the message being handled when the actor failed is not retried, and its
+``ask()`` raises ``ActorFailed``. Once the actor is stopped for good (a temporary child
+exited, or its supervisor stopped or failed), every pending and later ``ask()`` raises
+``ActorStopped`` at once.
+
+OS processes (``ProcessChild``): ``ProcessChild(command, ready=...).child_spec(id)`` runs a
+command as a child process, ready when it starts or when a line of its stdout matches
+``ready``. Stopping it sends SIGTERM, waits the spec's shutdown time, then sends SIGKILL
+(``BRUTAL_KILL``: SIGKILL at once), and waits until the process is reaped. An exit that
+nobody requested is seen by push from the event loop and handled by the restart policy; a
+non-zero status or a signal is reported as ``ProcessExited``.
+
 Logging goes to the ``supervisor`` logger: ERROR once per child failure (at most 10 per
 supervisor per second, then a count of the rest), INFO per start and per stop.
 """
 
+from ._actor import Actor, ActorError, ActorFailed, ActorRef, ActorStopped, AskTimeout, MailboxFull
 from ._clock import Clock, MonotonicClock
 from ._errors import (
     ChildNotFound,
@@ -88,10 +107,17 @@ from ._events import (
     IntensityExceeded,
     SupervisorStopped,
 )
+from ._process import KILL_TIMEOUT, ProcessChild, ProcessExited
 from ._spec import BRUTAL_KILL, INFINITY, Backoff, ChildSpec, ChildType, Restart, Strategy
 from ._supervisor import AutoShutdown, ChildInfo, ChildStatus, Supervisor, TaskStatus
 
 __all__ = [
+    "Actor",
+    "ActorError",
+    "ActorFailed",
+    "ActorRef",
+    "ActorStopped",
+    "AskTimeout",
     "AutoShutdown",
     "Backoff",
     "BRUTAL_KILL",
@@ -115,7 +141,11 @@ __all__ = [
     "INFINITY",
     "IntensityExceeded",
     "InvalidChildSpec",
+    "KILL_TIMEOUT",
+    "MailboxFull",
     "MonotonicClock",
+    "ProcessChild",
+    "ProcessExited",
     "Restart",
     "RestartIntensityExceeded",
     "StartTimeout",

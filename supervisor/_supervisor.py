@@ -132,6 +132,16 @@ class TaskStatus:
         self._child = child
         self._generation = generation
 
+    @property
+    def supervisor(self) -> Supervisor:
+        """The supervisor that started this child."""
+        return self._supervisor
+
+    @property
+    def generation(self) -> int:
+        """The start this status belongs to, counted from 1 for each child."""
+        return self._generation
+
     def started(self, value: Any = None) -> None:
         """Signal readiness; ``value`` is returned to a caller waiting in ``start_child()``."""
         child = self._child

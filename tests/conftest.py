@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from supervisor import ChildReady, ChildSpec, Event
-from supervisor.testing import VirtualClock
+from supervisor.testing import VirtualClock, settle
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -28,8 +28,38 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     argnames = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in argnames}
-    asyncio.run(pyfuncitem.obj(**kwargs))
+    clock = pyfuncitem.funcargs.get("clock")
+    with asyncio.Runner() as runner:
+        try:
+            runner.run(pyfuncitem.obj(**kwargs))
+        finally:
+            runner.run(finish_leftover_tasks(clock if isinstance(clock, VirtualClock) else None))
     return True
+
+
+async def finish_leftover_tasks(clock: VirtualClock | None) -> None:
+    """Cancel the tasks a test left behind and wait until they end.
+
+    asyncio.run() would do the same, but a supervisor stopping a child waits for the child's
+    shutdown time on the virtual clock, which nobody advances once the test is over, so a
+    failed or timed-out test would hang instead of reporting. Here virtual time jumps to each
+    pending timer until the tasks are done.
+    """
+    current = asyncio.current_task()
+    leftover = {task for task in asyncio.all_tasks() if task is not current}
+    for task in leftover:
+        task.cancel()
+    while leftover:
+        await settle()
+        leftover = {task for task in leftover if not task.done()}
+        if not leftover:
+            break
+        deadline = clock.next_deadline() if clock is not None else None
+        if deadline is not None:
+            clock.advance(deadline - clock.now())
+            continue
+        # Nothing waits on virtual time: wait for real events, as asyncio.run() does.
+        await asyncio.wait(leftover, return_when=asyncio.FIRST_COMPLETED)
 
 
 @pytest.fixture
