@@ -97,7 +97,6 @@ class _Child:
         "stopping",
         "ready",
         "ready_waiter",
-        "start_timer",
         "timed_out",
         "attempt",
         "ready_at",
@@ -112,7 +111,6 @@ class _Child:
         self.stopping = False  # the supervisor asked this child to stop
         self.ready = False
         self.ready_waiter: asyncio.Future[Any] | None = None
-        self.start_timer: Any = None
         self.timed_out = False
         self.attempt = 0  # consecutive backoff attempts
         self.ready_at: float | None = None  # clock time of readiness, kept only with backoff
@@ -203,6 +201,9 @@ class Supervisor:
         self._max_restarts = max_restarts
         self._max_seconds = float(max_seconds)
         self._clock = clock
+        # time.monotonic itself for the default clock: the restart path reads the clock up to
+        # three times, and a bound C function costs less than a method call.
+        self._now: Callable[[], float] = time.monotonic if isinstance(clock, MonotonicClock) else clock.now
         self._on_event = on_event
         self._streams: list[EventStream] = []
         self._listening = on_event is not None
@@ -229,6 +230,9 @@ class Supervisor:
         self._host_cancelled = False
         self._exiting = False
         self._abandoned: set[asyncio.Task[Any]] = set()
+        self._starting: dict[_Child, float] = {}  # children waiting for readiness -> deadline
+        self._start_timer: Any = None
+        self._start_timer_due = math.inf
         self._log_window_start = -math.inf
         self._log_count = 0
         self._log_suppressed = 0
@@ -414,6 +418,11 @@ class Supervisor:
             for child in reversed(list(self._children.values())):
                 await self._stop_child(child, "shutdown")
         finally:
+            if self._start_timer is not None:
+                self._start_timer.cancel()
+                self._start_timer = None
+                self._start_timer_due = math.inf
+            self._starting.clear()
             self._state = "failed" if self._failure is not None else "stopped"
             if self._listening:
                 self._emit(SupervisorStopped(self.name, None, time.perf_counter_ns(), self._failure))
@@ -484,9 +493,7 @@ class Supervisor:
                 if signals_ready:
                     status = TaskStatus(self, child, generation)
                     if spec.start_timeout is not None:
-                        child.start_timer = self._clock.call_later(
-                            spec.start_timeout, self._on_start_timeout, child, generation
-                        )
+                        self._watch_start(child, spec.start_timeout)
                     await start(*args, task_status=status, **kwargs)
                 else:
                     await start(*args, **kwargs)
@@ -510,10 +517,8 @@ class Supervisor:
             else:
                 reason = None
             finally:
-                timer = child.start_timer
-                if timer is not None:
-                    timer.cancel()
-                    child.start_timer = None
+                if child in self._starting:
+                    del self._starting[child]
 
             if child.stopping:
                 return
@@ -582,7 +587,7 @@ class Supervisor:
 
     def _count_restart(self, child: _Child, reason: BaseException | None) -> bool:
         # Sliding window as in OTP: a restart exactly max_seconds ago still counts.
-        now = self._clock.now()
+        now = self._now()
         times = self._restart_times
         times.append(now)
         threshold = now - self._max_seconds
@@ -612,7 +617,7 @@ class Supervisor:
         backoff = child.spec.backoff
         assert backoff is not None
         ready_at = child.ready_at
-        if ready_at is not None and self._clock.now() - ready_at >= backoff.reset_after:
+        if ready_at is not None and self._now() - ready_at >= backoff.reset_after:
             child.attempt = 0
         child.ready_at = None
         child.attempt += 1
@@ -621,23 +626,44 @@ class Supervisor:
     def _mark_ready(self, child: _Child, value: Any) -> None:
         child.ready = True
         child.status = ChildStatus.RUNNING
-        timer = child.start_timer
-        if timer is not None:
-            timer.cancel()
-            child.start_timer = None
+        if child in self._starting:
+            del self._starting[child]
         if child.spec.backoff is not None:
-            child.ready_at = self._clock.now()
+            child.ready_at = self._now()
         if self._listening:
             self._emit(ChildReady(self.name, child.spec.id, time.perf_counter_ns(), child.generation))
         waiter = child.ready_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(value)
 
-    def _on_start_timeout(self, child: _Child, generation: int) -> None:
-        task = child.task
-        if child.generation == generation and not child.ready and task is not None and not task.done():
-            child.timed_out = True
-            task.cancel()
+    def _watch_start(self, child: _Child, timeout: float) -> None:
+        # Start timeouts share one timer per supervisor instead of one per start: a restart
+        # only adds the child to a dict and readiness removes it, which costs far less than
+        # creating and cancelling a loop timer. The timer is armed for the earliest deadline
+        # and, when it fires, expires what is due and re-arms for what remains.
+        deadline = self._now() + timeout
+        self._starting[child] = deadline
+        if deadline < self._start_timer_due:
+            if self._start_timer is not None:
+                self._start_timer.cancel()
+            self._start_timer = self._clock.call_later(timeout, self._expire_starts)
+            self._start_timer_due = deadline
+
+    def _expire_starts(self) -> None:
+        self._start_timer = None
+        self._start_timer_due = math.inf
+        now = self._now()
+        expired = [child for child, deadline in self._starting.items() if deadline <= now]
+        for child in expired:
+            del self._starting[child]
+            task = child.task
+            if not child.ready and task is not None and not task.done():
+                child.timed_out = True
+                task.cancel()
+        if self._starting:
+            deadline = min(self._starting.values())
+            self._start_timer = self._clock.call_later(max(0.0, deadline - now), self._expire_starts)
+            self._start_timer_due = deadline
 
     async def _group_restart(self, failed: _Child, generation: int, reason: BaseException | None) -> None:
         if failed.generation != generation or self._children.get(failed.spec.id) is not failed:
@@ -809,7 +835,7 @@ class Supervisor:
     def _log_failure(self, child: _Child, reason: BaseException | None) -> None:
         if not logger.isEnabledFor(logging.ERROR):
             return
-        now = self._clock.now()
+        now = self._now()
         if now - self._log_window_start >= FAILURE_LOG_WINDOW:
             if self._log_suppressed:
                 logger.error(
