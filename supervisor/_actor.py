@@ -514,8 +514,12 @@ class ActorRef:
         while True:
             try:
                 await supervisor.wait()
-            except Exception:
-                pass  # the supervisor's failure is raised to its owner; here it only means "stopped"
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                # The supervisor's failure, even KeyboardInterrupt or SystemExit, is raised to
+                # its owner; here it only means "stopped".
+                pass
             if supervisor is not self._supervisor:
                 return
             if _is_running(supervisor):

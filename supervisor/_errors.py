@@ -15,6 +15,7 @@ __all__ = [
     "DuplicateChild",
     "ChildRunning",
     "SupervisorNotRunning",
+    "TooManyChildren",
 ]
 
 
@@ -35,11 +36,13 @@ class InvalidChildSpec(SupervisorError, ValueError):
 
 
 class RestartIntensityExceeded(SupervisorError):
-    """More than ``max_restarts`` restarts happened within ``max_seconds``.
+    """A supervisor gave up restarting: its restart intensity or a child's lifetime cap was exceeded.
 
     The supervisor has stopped all its children. ``offender`` is the id of the child whose
-    failure broke the limit, ``restarts`` the number of restarts counted in the window and
-    ``reason`` that child's last exit reason (``None`` for a normal return).
+    failure broke the limit and ``reason`` that child's last exit reason (``None`` for a normal
+    return). For the intensity, ``restarts`` is the number of restarts counted in the window of
+    ``max_seconds``. For a child's ``max_lifetime_restarts``, ``max_seconds`` is ``None`` and
+    ``restarts`` is the number of restarts that child would have had.
     """
 
     def __init__(
@@ -48,7 +51,7 @@ class RestartIntensityExceeded(SupervisorError):
         offender: Hashable,
         restarts: int,
         max_restarts: int,
-        max_seconds: float,
+        max_seconds: float | None,
         reason: BaseException | None,
     ) -> None:
         self.supervisor = supervisor
@@ -57,11 +60,18 @@ class RestartIntensityExceeded(SupervisorError):
         self.max_restarts = max_restarts
         self.max_seconds = max_seconds
         self.reason = reason
-        super().__init__(
-            f"supervisor {supervisor!r} exceeded its restart intensity: {restarts} restarts "
-            f"within {max_seconds} s (max_restarts={max_restarts}); offender {offender!r} "
-            f"exited with {reason!r}"
-        )
+        if max_seconds is None:
+            message = (
+                f"supervisor {supervisor!r} gave up on child {offender!r}: it exited with "
+                f"{reason!r} after {max_restarts} restarts, its max_lifetime_restarts"
+            )
+        else:
+            message = (
+                f"supervisor {supervisor!r} exceeded its restart intensity: {restarts} restarts "
+                f"within {max_seconds} s (max_restarts={max_restarts}); offender {offender!r} "
+                f"exited with {reason!r}"
+            )
+        super().__init__(message)
 
     @property
     def offenders(self) -> list[tuple[str, Hashable]]:
@@ -134,11 +144,28 @@ class ChildRunning(SupervisorError):
 
 
 class SupervisorNotRunning(SupervisorError):
-    """The operation needs a running supervisor."""
+    """The operation needs a running supervisor.
 
-    def __init__(self, supervisor: str, state: str, operation: str) -> None:
+    ``child_id`` is the child the operation was for, or ``None`` if it was not about one child.
+    """
+
+    def __init__(self, supervisor: str, state: str, operation: str, child_id: Hashable | None = None) -> None:
         self.supervisor = supervisor
         self.state = state
+        self.child_id = child_id
+        target = "" if child_id is None else f" child {child_id!r}"
         super().__init__(
-            f"cannot {operation}: supervisor {supervisor!r} is {state}, not running"
+            f"cannot {operation}{target}: supervisor {supervisor!r} is {state}, not running"
+        )
+
+
+class TooManyChildren(SupervisorError):
+    """A dynamic supervisor already has ``max_children`` children."""
+
+    def __init__(self, supervisor: str, max_children: int) -> None:
+        self.supervisor = supervisor
+        self.max_children = max_children
+        super().__init__(
+            f"cannot start a child: dynamic supervisor {supervisor!r} already has "
+            f"max_children={max_children} children; terminate one first"
         )

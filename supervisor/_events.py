@@ -15,6 +15,7 @@ __all__ = [
     "ChildRestarting",
     "ChildStopped",
     "ChildShutdownTimeout",
+    "ChildQuarantined",
     "IntensityExceeded",
     "SupervisorStopped",
     "EventStream",
@@ -64,18 +65,30 @@ class ChildExited(Event):
 
 @dataclass(frozen=True, slots=True)
 class ChildRestarting(Event):
-    """The supervisor decided to restart the child after ``delay`` seconds of backoff."""
+    """The supervisor decided to restart the child after ``delay`` seconds of backoff.
+
+    ``intensity`` is the number of restarts in the supervisor's window of ``max_seconds``, this
+    one included. ``child_intensity`` is the same count in the child's own restart budget of a
+    dynamic supervisor, or ``None`` when the supervisor sets no per-child budget.
+    """
 
     generation: int
     delay: float
+    intensity: int = 0
+    child_intensity: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChildStopped(Event):
-    """The supervisor stopped the child; ``cause`` is ``"shutdown"``, ``"terminate"`` or ``"group_restart"``."""
+    """The supervisor stopped the child; ``cause`` is ``"shutdown"``, ``"terminate"`` or ``"group_restart"``.
+
+    ``reason`` is the exception the child raised while stopping instead of accepting the
+    cancellation, or ``None``. It is logged too, because it has nowhere to propagate.
+    """
 
     cause: str
     timed_out: bool
+    reason: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +99,41 @@ class ChildShutdownTimeout(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ChildQuarantined(Event):
+    """A dynamic supervisor stopped restarting the child, which exceeded its own restart budget.
+
+    Either more than ``max_restarts`` restarts of this child fell within ``max_seconds``, or
+    (``max_seconds`` is ``None``) it reached its ``max_lifetime_restarts``. ``reason`` is its
+    last exit reason. Its siblings are not touched.
+    """
+
+    generation: int
+    restarts: int
+    max_restarts: int
+    max_seconds: float | None
+    reason: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
 class IntensityExceeded(Event):
-    """More than ``max_restarts`` restarts happened within ``max_seconds``; ``child_id`` is the offender."""
+    """More than ``max_restarts`` restarts happened within ``max_seconds``; ``child_id`` is the offender.
+
+    ``max_seconds`` is ``None`` when the offender reached its ``max_lifetime_restarts`` instead.
+    """
 
     restarts: int
     max_restarts: int
-    max_seconds: float
+    max_seconds: float | None
     reason: BaseException | None
 
 
 @dataclass(frozen=True, slots=True)
 class SupervisorStopped(Event):
-    """The supervisor stopped all its children; ``reason`` is the error it failed with, if any."""
+    """The supervisor stopped all its children; ``reason`` is the exception it failed with, if any.
+
+    That is a ``RestartIntensityExceeded``, or a ``BaseException`` such as ``SystemExit`` that
+    a child raised and that the supervisor passes on to its owner.
+    """
 
     reason: BaseException | None
 

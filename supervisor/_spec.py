@@ -156,6 +156,8 @@ class ChildSpec:
     seconds (``None``: no limit). Otherwise the child is ready as soon as its task exists.
     ``shutdown`` is the number of seconds to wait after cancelling the child, ``BRUTAL_KILL``
     or ``INFINITY``; it defaults to 5 s for workers and ``INFINITY`` for supervisors.
+    ``max_lifetime_restarts`` caps the automatic restarts of this child over the life of its
+    supervisor (``None``: no cap); the package documentation describes what happens at the cap.
     """
 
     id: Hashable
@@ -169,6 +171,7 @@ class ChildSpec:
     start_timeout: float | None = DEFAULT_START_TIMEOUT
     backoff: Backoff | None = None
     significant: bool = False
+    max_lifetime_restarts: int | None = None
 
     def __post_init__(self) -> None:
         set_field = object.__setattr__
@@ -205,6 +208,9 @@ class ChildSpec:
             set_field(self, "start_timeout", _check_seconds("start_timeout", self.start_timeout, allow_zero=False))
         if self.backoff is not None and not isinstance(self.backoff, Backoff):
             raise InvalidChildSpec("backoff", self.backoff, "expected a Backoff instance or None")
+        cap = self.max_lifetime_restarts
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
+            raise InvalidChildSpec("max_lifetime_restarts", cap, "expected an integer >= 0 or None")
         if self.significant and self.restart is Restart.PERMANENT:
             raise InvalidChildSpec(
                 "significant", self.significant, "a permanent child cannot be significant; use transient or temporary"

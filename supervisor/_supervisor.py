@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import itertools
 import logging
@@ -28,6 +29,7 @@ from ._errors import (
 )
 from ._events import (
     ChildExited,
+    ChildQuarantined,
     ChildReady,
     ChildRestarting,
     ChildShutdownTimeout,
@@ -40,7 +42,7 @@ from ._events import (
 )
 from ._spec import BRUTAL_KILL, INFINITY, ChildSpec, ChildType, Restart, Strategy, _to_enum
 
-__all__ = ["Supervisor", "TaskStatus", "ChildInfo", "ChildStatus", "AutoShutdown"]
+__all__ = ["Supervisor", "TaskStatus", "ChildInfo", "ChildStatus", "AutoShutdown", "RestartWindow"]
 
 logger = logging.getLogger("supervisor")
 
@@ -51,6 +53,12 @@ FAILURE_LOG_WINDOW = 1.0
 
 _names = itertools.count(1)
 
+# The (supervisor, child id) pair of the child that owns the running task, set once per child
+# task. The test kit's fault injection reads it to tell apart children that share a start function.
+current_child: contextvars.ContextVar[tuple[Supervisor, Hashable] | None] = contextvars.ContextVar(
+    "supervisor_current_child", default=None
+)
+
 
 class ChildStatus(str, enum.Enum):
     STARTING = "starting"  # start callable called, readiness not yet signalled
@@ -58,6 +66,7 @@ class ChildStatus(str, enum.Enum):
     RESTARTING = "restarting"  # exited; a restart is pending (backoff delay or group restart)
     STOPPED = "stopped"  # stopped by the supervisor, or not started yet
     EXITED = "exited"  # exited and will not be restarted
+    QUARANTINED = "quarantined"  # exceeded its own restart budget; not restarted
 
     def __str__(self) -> str:
         return self.value
@@ -75,8 +84,26 @@ class AutoShutdown(str, enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class RestartWindow:
+    """A restart limit and its use: ``restarts`` counted within the last ``max_seconds``.
+
+    ``max_seconds`` is ``None`` for a lifetime cap, which counts every automatic restart.
+    """
+
+    restarts: int
+    max_restarts: int
+    max_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class ChildInfo:
-    """A snapshot of one child, as returned by ``Supervisor.which_children()``."""
+    """A snapshot of one child, as returned by ``Supervisor.which_children()``.
+
+    ``restarts`` counts every restart of the child, by policy, by a sibling's group restart or
+    by ``restart_child()``. ``intensity`` is the supervisor-wide limit shared by all children,
+    ``budget`` the child's own window in a dynamic supervisor (``None`` without one) and
+    ``lifetime`` its ``max_lifetime_restarts`` cap (``None`` without one).
+    """
 
     id: Hashable
     status: ChildStatus
@@ -85,6 +112,9 @@ class ChildInfo:
     generation: int
     restarts: int
     task: asyncio.Task[Any] | None
+    intensity: RestartWindow | None = None
+    budget: RestartWindow | None = None
+    lifetime: RestartWindow | None = None
 
 
 class _Child:
@@ -100,9 +130,14 @@ class _Child:
         "timed_out",
         "attempt",
         "ready_at",
+        "limited",
+        "lifetime_restarts",
+        "budget_times",
+        "abandoned",
+        "stop_error",
     )
 
-    def __init__(self, spec: ChildSpec) -> None:
+    def __init__(self, spec: ChildSpec, budget: bool = False) -> None:
         self.spec = spec
         self.task: asyncio.Task[None] | None = None
         self.status = ChildStatus.STOPPED
@@ -114,6 +149,23 @@ class _Child:
         self.timed_out = False
         self.attempt = 0  # consecutive backoff attempts
         self.ready_at: float | None = None  # clock time of readiness, kept only with backoff
+        # Whether a restart must check a lifetime cap or a per-child budget, so the restart
+        # path of a child with neither reads one flag.
+        self.limited = budget or spec.max_lifetime_restarts is not None
+        self.lifetime_restarts = 0  # automatic restarts, counted for max_lifetime_restarts
+        self.budget_times: deque[float] | None = deque() if budget else None
+        self.abandoned = False  # its task outlived its shutdown time and was left running
+        self.stop_error: BaseException | None = None  # raised while being stopped
+
+
+def _count_since(times: deque[float], threshold: float) -> int:
+    # The same rule as the intensity check: a restart exactly at the threshold still counts.
+    count = 0
+    for when in reversed(times):
+        if when < threshold:
+            break
+        count += 1
+    return count
 
 
 class TaskStatus:
@@ -215,10 +267,19 @@ class Supervisor:
             seen.add(spec.id)
         self._specs = tuple(specs)
 
+        # A per-child restart budget; only DynamicSupervisor sets one.
+        self._budget_max_restarts: int | None = None
+        self._budget_max_seconds = 5.0
+        # Stop children concurrently at shutdown instead of one by one in reverse order.
+        self._parallel_shutdown = False
+        # Remove a child that exits without restart, whatever its restart type.
+        self._forget_exited = False
+        # Quarantine a child past its lifetime cap instead of failing the supervisor.
+        self._quarantines = False
         self._children: dict[Hashable, _Child] = {spec.id: _Child(spec) for spec in specs}
         self._state = "idle"
         self._stopping = False
-        self._failure: RestartIntensityExceeded | None = None
+        self._failure: BaseException | None = None
         self._restart_times: deque[float] = deque()
         self._pending: deque[tuple[_Child, int, BaseException | None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -259,8 +320,12 @@ class Supervisor:
         return self._strategy
 
     @property
-    def failure(self) -> RestartIntensityExceeded | None:
-        """The error the supervisor failed with, or ``None``."""
+    def failure(self) -> BaseException | None:
+        """The exception the supervisor failed with, or ``None``.
+
+        That is a ``RestartIntensityExceeded``, or a ``BaseException`` that is neither an
+        ``Exception`` nor a ``CancelledError`` raised by a child and passed on to the owner.
+        """
         return self._failure
 
     def __repr__(self) -> str:
@@ -291,7 +356,7 @@ class Supervisor:
         self._done = loop.create_future()
         # A restarted supervisor starts again from its initial specs, as in OTP: children
         # added at run time are not carried over.
-        self._children = {spec.id: _Child(spec) for spec in self._specs}
+        self._children = {spec.id: self._new_child(spec) for spec in self._specs}
         self._state = "starting"
         self._control_task = loop.create_task(self._control_main(), name=f"{self.name}:control")
         try:
@@ -301,6 +366,8 @@ class Supervisor:
                 await self._launch(child)
         except BaseException:
             await self._stop_and_wait()
+            if self._failure is not None:
+                raise self._failure from None
             raise
         if self._stopping:
             await self._stop_and_wait()
@@ -320,9 +387,13 @@ class Supervisor:
         await self._stop_and_wait()
 
     async def wait(self) -> None:
-        """Wait until the supervisor stops; raise ``RestartIntensityExceeded`` if it failed."""
+        """Wait until the supervisor stops; raise the exception it failed with, if any.
+
+        That is ``RestartIntensityExceeded``, or a ``BaseException`` that a child raised (see
+        the package documentation for which ones).
+        """
         if self._done is None:
-            raise SupervisorNotRunning(self.name, self._state, "wait")
+            raise SupervisorNotRunning(self.name, self._state, "wait for the supervisor")
         await asyncio.shield(self._done)
         if self._failure is not None:
             raise self._failure
@@ -330,8 +401,9 @@ class Supervisor:
     async def run(self, *, task_status: TaskStatus | None = None) -> None:
         """Start the children, signal ``task_status`` if given, and supervise until stopped.
 
-        Raises ``RestartIntensityExceeded`` if the restart intensity is exceeded. Cancelling
-        the caller stops every child first. This is the start callable of a nested supervisor.
+        Raises ``RestartIntensityExceeded`` if the restart intensity is exceeded, and passes
+        on a child's ``BaseException`` as ``wait()`` does. Cancelling the caller stops every
+        child first. This is the start callable of a nested supervisor.
         """
         await self.start()
         try:
@@ -415,8 +487,11 @@ class Supervisor:
 
     async def _shutdown_children(self) -> None:
         try:
-            for child in reversed(list(self._children.values())):
-                await self._stop_child(child, "shutdown")
+            if self._parallel_shutdown:
+                await self._stop_in_parallel(list(self._children.values()), "shutdown")
+            else:
+                for child in reversed(list(self._children.values())):
+                    await self._stop_child(child, "shutdown")
         finally:
             if self._start_timer is not None:
                 self._start_timer.cancel()
@@ -482,6 +557,7 @@ class Supervisor:
         # With an eager task factory this runs before _launch() has stored the task.
         task = asyncio.current_task()
         assert task is not None
+        current_child.set((self, spec.id))
         while True:
             self._begin_generation(child)
             if not signals_ready:
@@ -499,6 +575,7 @@ class Supervisor:
                     await start(*args, **kwargs)
             except asyncio.CancelledError as error:
                 if child.stopping:
+                    self._fail_waiter(child, error)
                     raise
                 task.uncancel()
                 if child.timed_out:
@@ -508,12 +585,17 @@ class Supervisor:
                     reason = error
             except Exception as error:
                 reason = error
-            except BaseException as error:
-                # KeyboardInterrupt, SystemExit and other BaseExceptions are recorded but never
-                # swallowed: they go on to whoever runs the event loop.
-                self._record_exit(child, error)
-                child.status = ChildStatus.EXITED
+            except (KeyboardInterrupt, SystemExit) as error:
+                # Never swallowed: asyncio passes these on out of the event loop, and the
+                # supervisor stops its other children and raises it to its owner.
+                self._pass_on(child, task, error)
                 raise
+            except BaseException as error:
+                # Any other BaseException reaches the owner through wait(), run() and
+                # ``async with``. Re-raising it here would only leave it in a task that no
+                # one awaits.
+                self._pass_on(child, task, error)
+                return
             else:
                 reason = None
             finally:
@@ -521,6 +603,9 @@ class Supervisor:
                     del self._starting[child]
 
             if child.stopping:
+                if reason is not None:
+                    self._report_stop_error(child, task, reason)
+                self._fail_waiter(child, reason)
                 return
             self._record_exit(child, reason)
 
@@ -540,6 +625,8 @@ class Supervisor:
                 if wakeup is not None and not wakeup.done():
                     wakeup.set_result(None)
                 return
+            if child.limited and not self._within_child_limits(child, reason):
+                return
             if not self._count_restart(child, reason):
                 child.status = ChildStatus.EXITED
                 return
@@ -547,10 +634,62 @@ class Supervisor:
             child.restarts += 1
             delay = self._backoff_delay(child) if spec.backoff is not None else 0.0
             if self._listening:
-                self._emit(ChildRestarting(self.name, spec.id, time.perf_counter_ns(), generation + 1, delay))
+                self._emit_restarting(child, generation + 1, delay)
             if delay:
                 child.status = ChildStatus.RESTARTING
                 await _clock.sleep(self._clock, delay)
+
+    def _emit_restarting(self, child: _Child, generation: int, delay: float) -> None:
+        budget = child.budget_times
+        self._emit(
+            ChildRestarting(
+                self.name, child.spec.id, time.perf_counter_ns(), generation, delay,
+                len(self._restart_times), None if budget is None else len(budget),
+            )
+        )
+
+    def _fail_waiter(self, child: _Child, reason: BaseException | None) -> None:
+        # A child stopped before it was ready, so a caller waiting for its start must not hang.
+        waiter = child.ready_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ChildStartError(self.name, child.spec.id, reason))
+
+    def _pass_on(self, child: _Child, task: asyncio.Task[Any], error: BaseException) -> None:
+        # A BaseException that is not a crash: record it, never restart the child, and fail
+        # the supervisor with it so that wait(), run() and ``async with`` raise it.
+        if child.abandoned:
+            # The supervisor has moved on from this task, and may have stopped.
+            self._report_stop_error(child, task, error)
+            return
+        self._record_exit(child, error)
+        child.status = ChildStatus.EXITED
+        if self._failure is None:
+            self._failure = error
+        # A caller waiting for this start gets ChildStartError; start() raises the failure.
+        self._fail_waiter(child, error)
+        self._request_stop()
+
+    def _report_stop_error(self, child: _Child, task: asyncio.Task[Any], error: BaseException) -> None:
+        # The child raised instead of accepting the cancellation. No caller awaits its task, so
+        # the error is logged and attached to the ChildStopped event. Once the task has been
+        # abandoned, no event is left to carry it, so it goes to the loop's exception handler.
+        if child.abandoned:
+            asyncio.get_running_loop().call_exception_handler(
+                {
+                    "message": (
+                        f"abandoned child {child.spec.id!r} of supervisor {self.name!r} "
+                        "raised after its shutdown time"
+                    ),
+                    "exception": error,
+                    "task": task,
+                }
+            )
+            return
+        child.stop_error = error
+        logger.error(
+            "child %r of supervisor %r raised while stopping: %r",
+            child.spec.id, self.name, error, exc_info=error,
+        )
 
     def _record_exit(self, child: _Child, reason: BaseException | None) -> None:
         child.ready = False
@@ -565,7 +704,7 @@ class Supervisor:
     def _should_restart(self, child: _Child, reason: BaseException | None) -> bool:
         restart = child.spec.restart
         if self._stopping or restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and reason is None):
-            if restart is Restart.TEMPORARY:
+            if restart is Restart.TEMPORARY or self._forget_exited:
                 if self._children.get(child.spec.id) is child:
                     del self._children[child.spec.id]
             child.status = ChildStatus.EXITED
@@ -585,6 +724,57 @@ class Supervisor:
             if not still_running:
                 self._request_stop()
 
+    def _within_child_limits(self, child: _Child, reason: BaseException | None) -> bool:
+        # The child's own limits come before the supervisor-wide intensity: a child that
+        # reaches one of them is not restarted, so its exit is not counted as a restart.
+        spec = child.spec
+        cap = spec.max_lifetime_restarts
+        if cap is not None and child.lifetime_restarts >= cap:
+            if self._quarantines:
+                self._quarantine(child, reason, child.lifetime_restarts + 1, cap, None)
+            else:
+                self._fail(child, reason, child.lifetime_restarts + 1, cap, None)
+                child.status = ChildStatus.EXITED
+            return False
+        times = child.budget_times
+        if times is not None:
+            assert self._budget_max_restarts is not None
+            now = self._now()
+            times.append(now)
+            threshold = now - self._budget_max_seconds
+            while times[0] < threshold:
+                times.popleft()
+            if len(times) > self._budget_max_restarts:
+                # The refused restart does not stay in the window, which lists restarts done.
+                times.pop()
+                self._quarantine(
+                    child, reason, len(times) + 1, self._budget_max_restarts, self._budget_max_seconds
+                )
+                return False
+        child.lifetime_restarts += 1
+        return True
+
+    def _quarantine(
+        self, child: _Child, reason: BaseException | None, restarts: int, max_restarts: int, max_seconds: float | None
+    ) -> None:
+        child.status = ChildStatus.QUARANTINED
+        if self._listening:
+            self._emit(
+                ChildQuarantined(
+                    self.name, child.spec.id, time.perf_counter_ns(), child.generation,
+                    restarts, max_restarts, max_seconds, reason,
+                )
+            )
+        if max_seconds is None:
+            limit = f"its max_lifetime_restarts={max_restarts}"
+        else:
+            limit = f"{restarts} restarts within {max_seconds} s (max {max_restarts})"
+        logger.error(
+            "quarantining child %r of supervisor %r: %s; last exit %r; it stays stopped until "
+            "restart_child() or terminate_child()",
+            child.spec.id, self.name, limit, reason,
+        )
+
     def _count_restart(self, child: _Child, reason: BaseException | None) -> bool:
         # Sliding window as in OTP: a restart exactly max_seconds ago still counts.
         now = self._now()
@@ -595,19 +785,19 @@ class Supervisor:
             times.popleft()
         if len(times) <= self._max_restarts:
             return True
-        self._fail(child, reason, len(times))
+        self._fail(child, reason, len(times), self._max_restarts, self._max_seconds)
         return False
 
-    def _fail(self, child: _Child, reason: BaseException | None, restarts: int) -> None:
-        error = RestartIntensityExceeded(
-            self.name, child.spec.id, restarts, self._max_restarts, self._max_seconds, reason
-        )
-        self._failure = error
+    def _fail(
+        self, child: _Child, reason: BaseException | None, restarts: int, max_restarts: int, max_seconds: float | None
+    ) -> None:
+        error = RestartIntensityExceeded(self.name, child.spec.id, restarts, max_restarts, max_seconds, reason)
+        if self._failure is None:
+            self._failure = error
         if self._listening:
             self._emit(
                 IntensityExceeded(
-                    self.name, child.spec.id, time.perf_counter_ns(), restarts,
-                    self._max_restarts, self._max_seconds, reason,
+                    self.name, child.spec.id, time.perf_counter_ns(), restarts, max_restarts, max_seconds, reason
                 )
             )
         logger.error("%s; stopping all children", error)
@@ -668,6 +858,8 @@ class Supervisor:
     async def _group_restart(self, failed: _Child, generation: int, reason: BaseException | None) -> None:
         if failed.generation != generation or self._children.get(failed.spec.id) is not failed:
             return  # stale: that child has been restarted or removed since it failed
+        if failed.limited and not self._within_child_limits(failed, reason):
+            return
         if not self._count_restart(failed, reason):
             return
         children = list(self._children.values())
@@ -678,13 +870,15 @@ class Supervisor:
 
         delay = self._backoff_delay(failed) if failed.spec.backoff is not None else 0.0
         if self._listening:
-            self._emit(ChildRestarting(self.name, failed.spec.id, time.perf_counter_ns(), generation + 1, delay))
+            self._emit_restarting(failed, generation + 1, delay)
         if delay:
             await _clock.sleep(self._clock, delay)
 
-        for child in children:
+        for stopped in children:
             if self._stopping:
                 return
+            # A child abandoned after its shutdown time was replaced by a fresh record.
+            child = self._children.get(stopped.spec.id, stopped)
             if child.spec.restart is Restart.TEMPORARY:
                 # Temporary children are never restarted, even when a sibling's restart
                 # stopped them.
@@ -699,43 +893,93 @@ class Supervisor:
                 return
 
     async def _stop_child(self, child: _Child, cause: str) -> None:
+        task = self._cancel_child(child)
+        if task is not None:
+            await self._await_stopped(child, task, self._shutdown_timeout(child), cause)
+
+    async def _stop_in_parallel(self, children: list[_Child], cause: str) -> None:
+        # Cancel every child first, then wait for each until its own deadline, so the whole
+        # stop takes as long as the slowest child rather than the sum of their shutdown times.
+        now = self._now()
+        cancelled = []
+        for child in children:
+            task = self._cancel_child(child)
+            if task is not None:
+                timeout = self._shutdown_timeout(child)
+                cancelled.append((child, task, timeout, None if timeout is None else now + timeout))
+        for child, task, timeout, deadline in cancelled:
+            remaining = None if deadline is None else max(0.0, deadline - self._now())
+            await self._await_stopped(child, task, remaining, cause, reported_timeout=timeout)
+
+    def _cancel_child(self, child: _Child) -> asyncio.Task[None] | None:
         task = child.task
         if task is None or task.done():
-            if child.status is not ChildStatus.EXITED:
+            if child.status not in (ChildStatus.EXITED, ChildStatus.QUARANTINED):
                 child.status = ChildStatus.STOPPED
-            return
+            return None
         child.stopping = True
+        child.stop_error = None
         task.cancel()
+        return task
+
+    @staticmethod
+    def _shutdown_timeout(child: _Child) -> float | None:
         shutdown = child.spec.shutdown
         if shutdown is INFINITY:
-            timeout = None
-        elif shutdown is BRUTAL_KILL:
-            timeout = 0.0
-        else:
-            timeout = float(shutdown)  # type: ignore[arg-type]
+            return None
+        if shutdown is BRUTAL_KILL:
+            return 0.0
+        return float(shutdown)  # type: ignore[arg-type]
+
+    async def _await_stopped(
+        self,
+        child: _Child,
+        task: asyncio.Task[None],
+        timeout: float | None,
+        cause: str,
+        reported_timeout: float | None = None,
+    ) -> None:
+        if reported_timeout is None:
+            reported_timeout = timeout
         finished = await _clock.wait_task(self._clock, task, timeout)
         child.status = ChildStatus.STOPPED
         child.ready = False
         if not finished:
-            # An asyncio task cannot be killed: keep a reference so it is not garbage
-            # collected mid-flight, and report it.
-            self._abandoned.add(task)
-            task.add_done_callback(self._abandoned.discard)
-            logger.error(
-                "child %r of supervisor %r did not stop within its shutdown time of %s s; "
-                "abandoning its task, which is still running",
-                child.spec.id, self.name, timeout,
-            )
-            if self._listening:
-                self._emit(ChildShutdownTimeout(self.name, child.spec.id, time.perf_counter_ns(), timeout or 0.0))
+            self._abandon(child, task, reported_timeout)
         if self._listening:
-            self._emit(ChildStopped(self.name, child.spec.id, time.perf_counter_ns(), cause, not finished))
+            self._emit(
+                ChildStopped(self.name, child.spec.id, time.perf_counter_ns(), cause, not finished, child.stop_error)
+            )
+        child.stop_error = None
+
+    def _abandon(self, child: _Child, task: asyncio.Task[None], timeout: float | None) -> None:
+        # An asyncio task cannot be killed: keep a reference so it is not garbage collected
+        # mid-flight, and report it. The abandoned task keeps its _Child, which stays marked
+        # as stopping, and the supervisor goes on with a fresh record of the child, so a
+        # restart never shares state with the task that is still running.
+        child.abandoned = True
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
+        if self._children.get(child.spec.id) is child:
+            fresh = self._new_child(child.spec)
+            fresh.generation = child.generation
+            fresh.restarts = child.restarts
+            fresh.lifetime_restarts = child.lifetime_restarts
+            fresh.status = ChildStatus.STOPPED
+            self._children[child.spec.id] = fresh
+        logger.error(
+            "child %r of supervisor %r did not stop within its shutdown time of %s s; "
+            "abandoning its task, which is still running",
+            child.spec.id, self.name, timeout,
+        )
+        if self._listening:
+            self._emit(ChildShutdownTimeout(self.name, child.spec.id, time.perf_counter_ns(), timeout or 0.0))
 
     # ------------------------------------------------------------------ runtime management
 
-    def _require_running(self, operation: str) -> None:
+    def _require_running(self, operation: str, child_id: Hashable | None = None) -> None:
         if self._state not in ("running", "starting"):
-            raise SupervisorNotRunning(self.name, self._state, operation)
+            raise SupervisorNotRunning(self.name, self._state, operation, child_id)
 
     def _get(self, child_id: Hashable) -> _Child:
         try:
@@ -743,60 +987,102 @@ class Supervisor:
         except KeyError:
             raise ChildNotFound(self.name, child_id) from None
 
+    def _new_child(self, spec: ChildSpec) -> _Child:
+        return _Child(spec, self._budget_max_restarts is not None)
+
     async def start_child(self, spec: ChildSpec) -> Any:
         """Add a child at the end of the start order and start it.
 
         Returns the value the child passed to ``task_status.started()``. If the child fails
-        before it is ready, it is removed again and ``ChildStartError`` is raised.
+        before it is ready, it is removed again and ``ChildStartError`` is raised. Raises
+        ``DuplicateChild`` if a child with the same id exists, running or not, and
+        ``SupervisorNotRunning`` unless the supervisor is starting or running.
         """
-        self._require_running("start a child")
+        self._require_running("start", getattr(spec, "id", None))
         if isinstance(spec, ChildSpec) and spec.id in self._children:
             existing = self._children[spec.id]
             running = existing.task is not None and not existing.task.done()
             raise DuplicateChild(self.name, spec.id, running)
         self._check_new_spec(spec, (), "spec")
-        child = _Child(spec)
+        return await self._add_and_launch(spec)
+
+    async def _add_and_launch(self, spec: ChildSpec) -> Any:
+        child = self._new_child(spec)
         self._children[spec.id] = child
         try:
             return await self._launch(child)
-        except ChildStartError:
-            if self._children.get(spec.id) is child:
+        except BaseException:
+            if self._children.get(spec.id) is child and (child.task is None or child.task.done()):
                 del self._children[spec.id]
             raise
 
     async def terminate_child(self, child_id: Hashable) -> None:
-        """Stop a child; it stays down until ``restart_child()``. A temporary child is removed."""
-        self._require_running("terminate a child")
+        """Stop a child; it stays down until ``restart_child()``. A temporary child is removed.
+
+        A pending restart (a backoff delay) is cancelled. A quarantined child keeps its
+        status. Raises ``ChildNotFound`` for an unknown id.
+        """
+        self._require_running("terminate", child_id)
         child = self._get(child_id)
         await self._stop_child(child, "terminate")
-        if child.spec.restart is Restart.TEMPORARY and self._children.get(child_id) is child:
+        current = self._children.get(child_id)
+        if current is not None and current.spec.restart is Restart.TEMPORARY:
             del self._children[child_id]
 
     async def restart_child(self, child_id: Hashable) -> Any:
-        """Start a child that was terminated or has exited; its spec is kept."""
-        self._require_running("restart a child")
+        """Start a child that was terminated, has exited or was quarantined; its spec is kept.
+
+        A quarantined child starts with an empty restart budget; its lifetime count is kept.
+        Raises ``ChildRunning`` if the child's task is still running, which includes a
+        pending restart in a backoff delay.
+        """
+        self._require_running("restart", child_id)
         child = self._get(child_id)
         if child.task is not None and not child.task.done():
             raise ChildRunning(self.name, child_id, "restart")
+        if child.budget_times is not None:
+            child.budget_times.clear()
         child.restarts += 1
         return await self._launch(child)
 
     def delete_child(self, child_id: Hashable) -> None:
-        """Remove the spec of a child that is not running."""
+        """Remove the spec of a child that is not running.
+
+        Raises ``ChildRunning`` if its task is still running; call ``terminate_child()`` first.
+        """
+        self._require_running("delete", child_id)
         child = self._get(child_id)
         if child.task is not None and not child.task.done():
             raise ChildRunning(self.name, child_id, "delete")
         del self._children[child_id]
 
     def which_children(self) -> list[ChildInfo]:
-        """Return a snapshot of every child, in start order."""
-        return [
-            ChildInfo(
-                child.spec.id, child.status, child.spec.type, child.spec.restart,
-                child.generation, child.restarts, child.task,
+        """Return a snapshot of every child, in start order, with its restart limits."""
+        now = self._now()
+        intensity = RestartWindow(
+            _count_since(self._restart_times, now - self._max_seconds), self._max_restarts, self._max_seconds
+        )
+        infos = []
+        for child in self._children.values():
+            spec = child.spec
+            budget = None
+            if child.budget_times is not None:
+                assert self._budget_max_restarts is not None
+                budget = RestartWindow(
+                    _count_since(child.budget_times, now - self._budget_max_seconds),
+                    self._budget_max_restarts,
+                    self._budget_max_seconds,
+                )
+            lifetime = None
+            if spec.max_lifetime_restarts is not None:
+                lifetime = RestartWindow(child.lifetime_restarts, spec.max_lifetime_restarts, None)
+            infos.append(
+                ChildInfo(
+                    spec.id, child.status, spec.type, spec.restart, child.generation, child.restarts,
+                    child.task, intensity, budget, lifetime,
+                )
             )
-            for child in self._children.values()
-        ]
+        return infos
 
     def count_children(self) -> dict[str, int]:
         """Return the number of specs, of running children, and of supervisors and workers."""

@@ -1,10 +1,10 @@
 """Shared helpers for the supervisor tests.
 
-Tests written as ``async def`` run in a fresh event loop through ``asyncio.run``, so the
-suite needs no asyncio plugin. Time is virtual: a test moves a ``VirtualClock`` forward and
-then waits for the events it expects, never for a fixed sleep. To check that something did
-not happen, a test waits with ``supervisor.testing.settle()`` until the event loop is idle.
-The global pytest timeout catches a test whose event never arrives.
+Tests written as ``async def`` run in a fresh event loop of their own (``asyncio.Runner``),
+so the suite needs no asyncio plugin. Time is virtual: a test moves a ``VirtualClock``
+forward and then waits for the events it expects, never for a fixed sleep. To check that
+something did not happen, a test waits with ``supervisor.testing.settle()`` until the event
+loop is idle. The global pytest timeout catches a test whose event never arrives.
 """
 
 from __future__ import annotations
@@ -41,14 +41,16 @@ async def finish_leftover_tasks(clock: VirtualClock | None) -> None:
     """Cancel the tasks a test left behind and wait until they end.
 
     asyncio.run() would do the same, but a supervisor stopping a child waits for the child's
-    shutdown time on the virtual clock, which nobody advances once the test is over, so a
-    failed or timed-out test would hang instead of reporting. Here virtual time jumps to each
-    pending timer until the tasks are done.
+    shutdown time on the virtual clock, which does not move once the test is over, and a
+    stubborn child swallows its first cancellation. A failed or timed-out test would then
+    hang instead of reporting. Here virtual time jumps to each pending timer, and tasks that
+    swallowed their cancellation are cancelled again, a few times, until they are done.
     """
     current = asyncio.current_task()
     leftover = {task for task in asyncio.all_tasks() if task is not current}
     for task in leftover:
         task.cancel()
+    extra_cancellations = 3
     while leftover:
         await settle()
         leftover = {task for task in leftover if not task.done()}
@@ -57,9 +59,13 @@ async def finish_leftover_tasks(clock: VirtualClock | None) -> None:
         deadline = clock.next_deadline() if clock is not None else None
         if deadline is not None:
             clock.advance(deadline - clock.now())
-            continue
-        # Nothing waits on virtual time: wait for real events, as asyncio.run() does.
-        await asyncio.wait(leftover, return_when=asyncio.FIRST_COMPLETED)
+        elif extra_cancellations > 0:
+            extra_cancellations -= 1
+            for task in leftover:
+                task.cancel()
+        else:
+            # Only real events can end these tasks now, as under asyncio.run().
+            await asyncio.wait(leftover, return_when=asyncio.FIRST_COMPLETED)
 
 
 @pytest.fixture
@@ -80,10 +86,10 @@ def supervisor_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixtur
 
 
 async def start_all(supervisor, events: EventLog) -> None:
-    """Start ``supervisor`` and wait until each child has reported ready.
+    """Start ``supervisor`` and wait for a ChildReady event from each child.
 
-    ``start()`` returns once every child is ready, but a child that does not signal
-    readiness is ready as soon as its task exists, before that task has run.
+    After this, every child has run up to its first ``await``, so the test can make any of
+    them crash or return.
     """
     await supervisor.start()
     for info in supervisor.which_children():
@@ -170,7 +176,7 @@ class EventLog:
 
 
 class Probe:
-    """Child start functions that record what happens to them and exit when a test says so.
+    """Child start functions that record what happens to them and exit when the test makes them.
 
     ``log`` is the sequence of ``(action, child id)`` pairs the children recorded from inside
     their own tasks: "start" on entry, "ready" after signalling readiness, "stop" when
@@ -190,7 +196,9 @@ class Probe:
         """Build a spec for a child that runs until ``crash`` or ``finish`` is called for it."""
         return ChildSpec(child_id, self.run, args=(child_id,), **spec_fields)
 
-    def stubborn_spec(self, child_id: str, *, ignored_cancellations: int = 1, **spec_fields: Any) -> ChildSpec:
+    def stubborn_spec(
+        self, child_id: str, *, ignored_cancellations: int = 1, **spec_fields: Any
+    ) -> ChildSpec:
         """Build a spec for a child that swallows its first cancellations until ``release``.
 
         Once it has swallowed ``ignored_cancellations`` cancellations it lets the next one

@@ -120,14 +120,15 @@ async def test_backoff_jitter_matches_seeded_sequence(clock, probe):
 
 def test_backoff_jitter_within_bounds():
     """Each jittered delay lies within jitter of the exponential delay and never above maximum."""
-    backoff = Backoff(initial=1.0, maximum=20.0, multiplier=2.0, jitter=0.5, seed=99)
+    maximum = 2.0**20
+    backoff = Backoff(initial=1.0, maximum=maximum, multiplier=2.0, jitter=0.5, seed=99)
 
     for attempt in range(1, 40):
-        base = min(20.0, 2.0 ** (attempt - 1))
+        base = min(maximum, 2.0 ** (attempt - 1))
         delay = backoff.delay(attempt)
         assert delay >= base * 0.5, f"attempt {attempt}: {delay} below {base * 0.5}"
         assert delay <= base * 1.5, f"attempt {attempt}: {delay} above {base * 1.5}"
-        assert delay <= 20.0, f"attempt {attempt}: {delay} above the maximum"
+        assert delay <= maximum, f"attempt {attempt}: {delay} above the maximum"
 
 
 def test_backoff_jitter_varies_delay():

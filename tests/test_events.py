@@ -164,7 +164,7 @@ async def test_closed_event_stream_ends_iteration(clock, probe):
 
 
 async def test_stop_events_name_cause(clock, probe):
-    """ChildStopped says whether the child was stopped by shutdown or by a group restart."""
+    """ChildStopped.cause distinguishes a shutdown from a group restart."""
     events = EventLog(clock)
     supervisor = Supervisor(
         [probe.spec("a"), probe.spec("b")], strategy="one_for_all", clock=clock, on_event=events

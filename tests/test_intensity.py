@@ -110,7 +110,7 @@ async def test_intensity_window_slides(clock, probe):
     assert probe.starts["a"] == 5
     assert events.count(IntensityExceeded) == 0
 
-    # At 5.75 the window holds the restarts at 1, 2, 5.5 and this one.
+    # At 5.75 the window contains the restarts at 1, 2, 5.5 and this one.
     clock.advance(0.25)
     probe.crash("a")
     with pytest.raises(RestartIntensityExceeded) as info:
@@ -192,7 +192,7 @@ async def test_one_for_all_group_restart_counts_once(clock, probe):
 
 
 async def test_top_level_run_raises_intensity_error(clock, probe):
-    """The owner awaiting run() of a top-level supervisor sees the breach raised."""
+    """run() of a top-level supervisor raises the breach to its caller."""
     events = EventLog(clock)
     supervisor = Supervisor([probe.spec("a")], max_restarts=0, clock=clock, on_event=events)
 

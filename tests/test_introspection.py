@@ -159,7 +159,7 @@ async def test_state_follows_lifecycle(clock, probe):
 
 
 async def test_state_failed_after_breach(clock, probe):
-    """After a restart intensity breach, state is failed and failure holds the error."""
+    """After a restart intensity breach, state is failed and failure is the error."""
     events = EventLog(clock)
     supervisor = Supervisor([probe.spec("a")], max_restarts=0, clock=clock, on_event=events)
     await start_all(supervisor, events)

@@ -1,4 +1,4 @@
-"""Logging: ERROR per child failure, INFO per start, and no traceback work when nobody listens."""
+"""Logging: ERROR per child failure, INFO per start, and no traceback formatting without a handler."""
 
 from __future__ import annotations
 

@@ -205,3 +205,47 @@ async def test_child_crash_before_ready_fails_start(clock, probe):
     assert probe.starts["c"] == 0
     assert probe.actions("stop") == ["a"]
     assert supervisor.state == "stopped"
+
+
+async def test_start_timeouts_expire_at_own_deadlines(clock, probe):
+    """Children waiting for readiness at once each time out at their own deadline."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [
+            probe.spec("a", signals_ready=True, start_timeout=1.0),
+            probe.spec("b", signals_ready=True, start_timeout=3.0),
+            probe.spec("c", signals_ready=True, start_timeout=2.0),
+        ],
+        max_restarts=10,
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    for child_id in ("a", "b", "c"):
+        probe.hold_ready(child_id)
+
+    probe.crash("a")
+    probe.crash("b")
+    await events.wait_for(ChildStarted, "b", count=2)
+    clock.advance(0.5)
+    probe.crash("c")
+    await events.wait_for(ChildStarted, "c", count=2)
+
+    # c becomes ready before its deadline at 2.5, so only a and b time out.
+    probe.allow_ready("c")
+    await events.wait_for(ChildReady, "c", count=2)
+    clock.advance(0.5)
+    a_timeout = await events.wait_for(ChildExited, "a", count=2)
+    probe.allow_ready("a")
+    await events.wait_for(ChildReady, "a", count=2)
+    clock.advance(2.0)
+    b_timeout = await events.wait_for(ChildExited, "b", count=2)
+    await settle()
+
+    assert isinstance(a_timeout.reason, StartTimeout)
+    assert events.time_of(a_timeout) == 1.0
+    assert isinstance(b_timeout.reason, StartTimeout)
+    assert events.time_of(b_timeout) == 3.0
+    assert events.count(ChildExited, "c") == 1
+    assert events.count(ChildExited, "a") == 2
+    await supervisor.stop()
