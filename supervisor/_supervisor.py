@@ -535,16 +535,6 @@ class Supervisor:
         finally:
             child.ready_waiter = None
 
-    def _begin_generation(self, child: _Child) -> None:
-        child.generation += 1
-        child.status = ChildStatus.STARTING
-        if self._listening:
-            self._emit(ChildStarted(self.name, child.spec.id, time.perf_counter_ns(), child.generation))
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "starting child %r of supervisor %r (generation %d)", child.spec.id, self.name, child.generation
-            )
-
     async def _child_main(self, child: _Child) -> None:
         # The whole life of a child, restarts included, runs in this one task. A one_for_one
         # restart re-enters the loop right after the exception is caught, so the replacement
@@ -554,22 +544,32 @@ class Supervisor:
         args = spec.args
         kwargs = spec.kwargs
         signals_ready = spec.signals_ready
+        start_timeout = spec.start_timeout
+        now: float | None = None  # clock time of the last exit, reused by the restart
         # With an eager task factory this runs before _launch() has stored the task.
         task = asyncio.current_task()
         assert task is not None
         current_child.set((self, spec.id))
+        # Restarted without a look at the restart type once the child is known to be
+        # permanent; transient and temporary children go through _should_restart().
+        permanent = spec.restart is Restart.PERMANENT
         while True:
-            self._begin_generation(child)
+            child.generation += 1
+            generation = child.generation
+            child.status = ChildStatus.STARTING
+            if self._listening:
+                self._emit(ChildStarted(self.name, spec.id, time.perf_counter_ns(), generation))
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("starting child %r of supervisor %r (generation %d)", spec.id, self.name, generation)
             if not signals_ready:
                 self._mark_ready(child, None)
-            generation = child.generation
 
             reason: BaseException | None
             try:
                 if signals_ready:
                     status = TaskStatus(self, child, generation)
-                    if spec.start_timeout is not None:
-                        self._watch_start(child, spec.start_timeout)
+                    if start_timeout is not None:
+                        self._watch_start(child, start_timeout, now)
                     await start(*args, task_status=status, **kwargs)
                 else:
                     await start(*args, **kwargs)
@@ -607,7 +607,11 @@ class Supervisor:
                     self._report_stop_error(child, task, reason)
                 self._fail_waiter(child, reason)
                 return
-            self._record_exit(child, reason)
+            now = self._now()
+            if self._listening or reason is not None:
+                self._record_exit(child, reason, now)
+            else:
+                child.ready = False
 
             waiter = child.ready_waiter
             if waiter is not None and not waiter.done():
@@ -616,7 +620,7 @@ class Supervisor:
                 waiter.set_exception(ChildStartError(self.name, spec.id, reason))
                 return
 
-            if not self._should_restart(child, reason):
+            if (self._stopping or not permanent) and not self._should_restart(child, reason):
                 return
             if self._strategy is not Strategy.ONE_FOR_ONE:
                 child.status = ChildStatus.RESTARTING
@@ -627,7 +631,7 @@ class Supervisor:
                 return
             if child.limited and not self._within_child_limits(child, reason):
                 return
-            if not self._count_restart(child, reason):
+            if not self._count_restart(child, reason, now):
                 child.status = ChildStatus.EXITED
                 return
 
@@ -638,6 +642,7 @@ class Supervisor:
             if delay:
                 child.status = ChildStatus.RESTARTING
                 await _clock.sleep(self._clock, delay)
+                now = None  # the start timeout runs from the end of the delay
 
     def _emit_restarting(self, child: _Child, generation: int, delay: float) -> None:
         budget = child.budget_times
@@ -691,7 +696,7 @@ class Supervisor:
             child.spec.id, self.name, error, exc_info=error,
         )
 
-    def _record_exit(self, child: _Child, reason: BaseException | None) -> None:
+    def _record_exit(self, child: _Child, reason: BaseException | None, now: float | None = None) -> None:
         child.ready = False
         abnormal = reason is not None
         if self._listening:
@@ -699,7 +704,7 @@ class Supervisor:
                 ChildExited(self.name, child.spec.id, time.perf_counter_ns(), child.generation, reason, abnormal)
             )
         if abnormal:
-            self._log_failure(child, reason)
+            self._log_failure(child, reason, self._now() if now is None else now)
 
     def _should_restart(self, child: _Child, reason: BaseException | None) -> bool:
         restart = child.spec.restart
@@ -775,9 +780,10 @@ class Supervisor:
             child.spec.id, self.name, limit, reason,
         )
 
-    def _count_restart(self, child: _Child, reason: BaseException | None) -> bool:
+    def _count_restart(self, child: _Child, reason: BaseException | None, now: float | None = None) -> bool:
         # Sliding window as in OTP: a restart exactly max_seconds ago still counts.
-        now = self._now()
+        if now is None:
+            now = self._now()
         times = self._restart_times
         times.append(now)
         threshold = now - self._max_seconds
@@ -826,12 +832,12 @@ class Supervisor:
         if waiter is not None and not waiter.done():
             waiter.set_result(value)
 
-    def _watch_start(self, child: _Child, timeout: float) -> None:
+    def _watch_start(self, child: _Child, timeout: float, now: float | None) -> None:
         # Start timeouts share one timer per supervisor instead of one per start: a restart
         # only adds the child to a dict and readiness removes it, which costs far less than
         # creating and cancelling a loop timer. The timer is armed for the earliest deadline
         # and, when it fires, expires what is due and re-arms for what remains.
-        deadline = self._now() + timeout
+        deadline = (self._now() if now is None else now) + timeout
         self._starting[child] = deadline
         if deadline < self._start_timer_due:
             if self._start_timer is not None:
@@ -1118,11 +1124,16 @@ class Supervisor:
         for stream in tuple(self._streams):
             stream._push(event)
 
-    def _log_failure(self, child: _Child, reason: BaseException | None) -> None:
+    def _log_failure(self, child: _Child, reason: BaseException | None, now: float) -> None:
+        # In a restart storm most failures land here; the suppressed case is checked first so
+        # that it costs two comparisons.
+        in_window = now - self._log_window_start < FAILURE_LOG_WINDOW
+        if in_window and self._log_count >= FAILURE_LOG_LIMIT:
+            self._log_suppressed += 1
+            return
         if not logger.isEnabledFor(logging.ERROR):
             return
-        now = self._now()
-        if now - self._log_window_start >= FAILURE_LOG_WINDOW:
+        if not in_window:
             if self._log_suppressed:
                 logger.error(
                     "%d more child failures in supervisor %r were not logged (limit %d per %s s)",
