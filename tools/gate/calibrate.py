@@ -1,0 +1,445 @@
+"""Measure the gate itself: false alarms on identical code, detections of injected delays.
+
+Everything happens in a temporary clone of the repository, so the project's history, results
+and state file are never touched:
+
+1. An empty commit on top of the chosen revision gives two commits with identical code. The
+   gate compares them ``--runs`` times; every regression verdict is a false alarm.
+2. The largest BASE median of the first comparison is the reference p99. For each
+   ``--delay-percent`` level, a commit on top of the revision wraps the function named by
+   ``--delay-site`` so that every call first busy-waits ``level% x reference`` nanoseconds,
+   and the gate compares it with the revision ``--runs`` times.
+
+Every parameter set thus gets the same absolute delay, which is at least the stated
+percentage of its own p99, and more where its p99 is smaller. The summary gives, per
+parameter set, the relative size of the delay and how many runs caught it, and the smallest
+relative regression above which every run caught every parameter set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from .decide import Settings
+from .gate import GateRequest, run_gate
+from .report import EXIT_BROKEN, EXIT_OK, EXIT_REGRESSION, Report
+from .runner import GateUsageError, check_machine, load_asv_config, resolve_revision
+
+__all__ = ["add_calibrate_arguments", "command_calibrate", "delay_patch"]
+
+_GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "gate calibration",
+    "GIT_AUTHOR_EMAIL": "gate-calibration@localhost",
+    "GIT_COMMITTER_NAME": "gate calibration",
+    "GIT_COMMITTER_EMAIL": "gate-calibration@localhost",
+}
+
+
+def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--delay-site",
+        required=True,
+        metavar="MODULE:QUALNAME",
+        help="function or method on the restart path to slow down, such as "
+        "supervisor._core:Supervisor._restart_child",
+    )
+    parser.add_argument(
+        "--delay-percent",
+        type=float,
+        action="append",
+        help="injected delay as a percentage of the reference p99; repeat for several "
+        "levels (default: 25)",
+    )
+    parser.add_argument(
+        "--delayed",
+        metavar="REGEX",
+        help="benchmarks whose measured path goes through --delay-site; only their rows "
+        "count as detections or misses (default: every benchmark --select picks, which "
+        "wrongly counts a baseline that never calls the site as missed)",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=20, help="gate runs per scenario (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=8,
+        help="interleaved rounds per gate run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--revision", default="HEAD", help="revision to calibrate on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--output",
+        default=os.path.join(".asv", "gate", "calibration"),
+        help="folder for calibration.md and calibration.json (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary clone and the gate's run folders"
+    )
+
+
+def delay_patch(qualname: str, delay_ns: int) -> str:
+    """Return Python source that, appended to a module, delays every call of ``qualname``.
+
+    The wait is a busy loop on ``time.perf_counter_ns``: it adds a fixed time without an
+    extra pass through the event loop, which an ``asyncio.sleep`` would add.
+    """
+    parts = qualname.split(".")
+    if len(parts) == 1:
+        lookup = f"original = globals()[{parts[0]!r}]"
+        install = f"globals()[{parts[0]!r}] = delayed"
+    else:
+        owner = "globals()[{!r}]".format(parts[0]) + "".join(f".{name}" for name in parts[1:-1])
+        lookup = f"owner = {owner}\n    original = getattr(owner, {parts[-1]!r})"
+        install = f"setattr(owner, {parts[-1]!r}, delayed)"
+    return f'''
+
+# Added by `python -m tools.gate calibrate` in a temporary clone: every call of
+# {qualname} first busy-waits {delay_ns} ns, to measure which regressions the
+# gate catches.
+def _gate_calibration_delay():
+    import functools
+    import inspect
+    import time
+
+    {lookup}
+
+    def spin():
+        deadline = time.perf_counter_ns() + {delay_ns}
+        while time.perf_counter_ns() < deadline:
+            pass
+
+    if inspect.iscoroutinefunction(original):
+        @functools.wraps(original)
+        async def delayed(*args, **kwargs):
+            spin()
+            return await original(*args, **kwargs)
+    else:
+        @functools.wraps(original)
+        def delayed(*args, **kwargs):
+            spin()
+            return original(*args, **kwargs)
+
+    delayed.gate_calibration_delay_ns = {delay_ns}
+    {install}
+
+
+_gate_calibration_delay()
+'''
+
+
+def _git(clone: str, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", clone, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_GIT_IDENTITY},
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {clone}: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def _module_path(clone: str, module: str) -> str:
+    base = os.path.join(clone, *module.split("."))
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    raise GateUsageError(
+        f"--delay-site module {module!r} has no source file in the revision "
+        f"(looked for {base}.py and {base}/__init__.py)"
+    )
+
+
+def _commit_delay(clone: str, commit: str, site: str, delay_ns: int, branch: str) -> str:
+    """Create a commit on top of ``commit`` that delays ``site``; return its hash."""
+    module, _, qualname = site.partition(":")
+    _git(clone, "checkout", "-q", "-B", branch, commit)
+    path = _module_path(clone, module)
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(delay_patch(qualname, delay_ns))
+
+    # Import the patched module to prove the wrapper is in place before spending runs on it.
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib, sys\n"
+            f"owner = importlib.import_module({module!r})\n"
+            f"for name in {qualname.split('.')!r}:\n"
+            "    owner = getattr(owner, name)\n"
+            "sys.exit(0 if getattr(owner, 'gate_calibration_delay_ns', None) else 1)\n",
+        ],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise GateUsageError(
+            f"--delay-site {site!r} could not be wrapped: {check.stderr.strip() or 'not found'}"
+        )
+    _git(clone, "commit", "-q", "-a", "-m", f"calibration: +{delay_ns} ns at {site}")
+    return _git(clone, "rev-parse", "HEAD")
+
+
+def _row_key(row: dict) -> str:
+    params = row["params"]
+    if isinstance(params, dict):
+        label = ", ".join(f"{name}={value}" for name, value in params.items())
+    else:
+        label = ", ".join(params)
+    return f"{row['benchmark']}({label}) [{row['env']}]"
+
+
+def _run_series(
+    label: str, runs: int, make_request, progress
+) -> list[dict]:
+    reports = []
+    for index in range(runs):
+        started = time.monotonic()
+        report: Report = run_gate(make_request())
+        data = report.to_json()
+        reports.append(data)
+        regressions = data["counts"].get("regression", 0)
+        progress(
+            f"{label} run {index + 1}/{runs}: {data['outcome']}, {regressions} regression "
+            f"row(s), {time.monotonic() - started:.0f} s"
+        )
+    return reports
+
+
+def summarize(
+    same_reports: list[dict],
+    level_reports: dict[float, list[dict]],
+    delays: dict[float, int],
+    delayed: str | None = None,
+) -> dict:
+    """Reduce the calibration's gate reports to false alarms and detection rates.
+
+    Only rows of benchmarks matching the regular expression ``delayed`` (all rows if None)
+    count as detections or misses; false alarms count on every row.
+    """
+    reference_medians = {
+        _row_key(row): row["before"]
+        for row in same_reports[0]["comparisons"]
+        if row["before"] is not None
+        and (delayed is None or re.search(delayed, row["benchmark"]))
+    }
+    false_alarm_runs = sum(
+        1
+        for data in same_reports
+        if any(row["verdict"] == "regression" for row in data["comparisons"])
+    )
+    broken_runs = sum(
+        1
+        for data in [*same_reports, *(d for reports in level_reports.values() for d in reports)]
+        if data["exit_code"] == EXIT_BROKEN
+    )
+    rows = []
+    for level, reports in sorted(level_reports.items()):
+        for key, median_before in sorted(reference_medians.items()):
+            caught = sum(
+                1
+                for data in reports
+                for row in data["comparisons"]
+                if _row_key(row) == key and row["verdict"] == "regression"
+            )
+            rows.append(
+                {
+                    "level_percent": level,
+                    "delay_ns": delays[level],
+                    "row": key,
+                    "p99_before": median_before,
+                    "relative_size": delays[level] / 1e9 / median_before,
+                    "caught": caught,
+                    "runs": len(reports),
+                }
+            )
+
+    # The smallest relative size above which every run caught every row.
+    reliable = None
+    for candidate in sorted(rows, key=lambda row: row["relative_size"]):
+        above = [row for row in rows if row["relative_size"] >= candidate["relative_size"]]
+        if all(row["caught"] == row["runs"] for row in above):
+            reliable = candidate["relative_size"]
+            break
+    missed_25 = [
+        row for row in rows if row["relative_size"] >= 0.25 and row["caught"] < row["runs"]
+    ]
+    return {
+        "same_code_runs": len(same_reports),
+        "false_alarm_runs": false_alarm_runs,
+        "broken_runs": broken_runs,
+        "detections": rows,
+        "smallest_reliable_relative_size": reliable,
+        "missed_at_or_above_25_percent": len(missed_25),
+    }
+
+
+def render_summary(summary: dict, context: dict) -> str:
+    lines = [
+        "## Gate calibration",
+        "",
+        f"Revision `{context['revision'][:8]}`, machine `{context['machine']}`, "
+        f"{context['rounds']} interleaved rounds per gate run, min effect "
+        f"{context['min_effect']:.0%}, alpha {context['alpha']:g}, delay site "
+        f"`{context['delay_site']}`, reference p99 {context['reference_p99'] * 1e6:.1f} µs, "
+        f"rows judged for detection: `{context.get('delayed') or 'all'}`.",
+        "",
+        f"- False alarms: {summary['false_alarm_runs']} of {summary['same_code_runs']} "
+        "same-code runs.",
+        f"- Runs with a failed benchmark or build: {summary['broken_runs']}.",
+        f"- Rows at +25% or more that some run missed: "
+        f"{summary['missed_at_or_above_25_percent']}.",
+    ]
+    reliable = summary["smallest_reliable_relative_size"]
+    lines.append(
+        "- Smallest regression caught in every run, with every larger one also caught: "
+        + (f"+{reliable:.0%}." if reliable is not None else "none.")
+    )
+    lines += [
+        "",
+        "| level | delay | parameter set | p99 before | delay / p99 | caught |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in summary["detections"]:
+        lines.append(
+            f"| {row['level_percent']:g}% | {row['delay_ns'] / 1000:.1f} µs | `{row['row']}` | "
+            f"{row['p99_before'] * 1e6:.1f} µs | +{row['relative_size']:.0%} | "
+            f"{row['caught']}/{row['runs']} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def command_calibrate(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings(
+            select=args.select,
+            higher_is_better=tuple(args.higher_is_better),
+            min_effect=args.min_effect,
+            alpha=args.alpha,
+        )
+    except ValueError as exc:
+        raise GateUsageError(str(exc)) from None
+    if ":" not in args.delay_site:
+        raise GateUsageError(
+            f"--delay-site must look like MODULE:QUALNAME, got {args.delay_site!r}"
+        )
+    if args.runs < 1:
+        raise GateUsageError(f"--runs must be at least 1, got {args.runs!r}")
+    if args.delayed is not None:
+        try:
+            re.compile(args.delayed)
+        except re.error as exc:
+            raise GateUsageError(
+                f"--delayed {args.delayed!r} is not a valid regular expression: {exc}"
+            ) from None
+    levels = args.delay_percent or [25.0]
+    conf = load_asv_config(args.config)
+    root = os.path.dirname(os.path.abspath(args.config))
+    repo = os.path.abspath(os.path.join(root, conf.get("repo", ".")))
+    env_dir = os.path.join(root, conf.get("env_dir", "env"))
+    machine = check_machine(args.machine)
+    commit = resolve_revision(repo, args.revision, "--revision")
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    scratch = tempfile.mkdtemp(prefix="gate-calibration-")
+    clone = os.path.join(scratch, "repo")
+    try:
+        _git(scratch, "clone", "-q", repo, clone)
+        _git(clone, "checkout", "-q", "-B", "calibration-same", commit)
+        _git(clone, "commit", "-q", "--allow-empty", "-m", "calibration: same code")
+        same_commit = _git(clone, "rev-parse", "HEAD")
+        clone_config = os.path.join(clone, os.path.relpath(os.path.abspath(args.config), repo))
+
+        def request_for(head: str, series: str) -> GateRequest:
+            return GateRequest(
+                config=clone_config,
+                head=head,
+                base=commit,
+                machine=machine,
+                settings=settings,
+                state_file=os.path.join(scratch, "unused-state"),
+                work_dir=os.path.join(scratch, "runs", series),
+                rounds=args.rounds,
+                env_dir=env_dir,
+                echo=False,
+            )
+
+        same_reports = _run_series(
+            "same code", args.runs, lambda: request_for(same_commit, "same"), progress
+        )
+        medians = [
+            row["before"] for row in same_reports[0]["comparisons"] if row["before"] is not None
+        ]
+        if not medians:
+            raise GateUsageError(
+                "the first same-code run measured nothing; see its report in "
+                f"{os.path.join(scratch, 'runs', 'same')}"
+            )
+        reference = max(medians)
+
+        delays = {}
+        level_reports = {}
+        for level in levels:
+            delays[level] = max(1, round(level / 100 * reference * 1e9))
+            delayed = _commit_delay(
+                clone, commit, args.delay_site, delays[level], f"calibration-{level:g}"
+            )
+            level_reports[level] = _run_series(
+                f"+{level:g}% delay",
+                args.runs,
+                lambda delayed=delayed, level=level: request_for(delayed, f"delay-{level:g}"),
+                progress,
+            )
+
+        summary = summarize(same_reports, level_reports, delays, args.delayed)
+        context = {
+            "revision": commit,
+            "machine": machine,
+            "rounds": args.rounds,
+            "min_effect": settings.min_effect,
+            "alpha": settings.alpha,
+            "delay_site": args.delay_site,
+            "delayed": args.delayed,
+            "reference_p99": reference,
+            "runs": args.runs,
+            "python": sys.version.split()[0],
+        }
+        os.makedirs(args.output, exist_ok=True)
+        markdown = render_summary(summary, context)
+        with open(os.path.join(args.output, "calibration.md"), "w", encoding="utf-8") as stream:
+            stream.write(markdown)
+        with open(os.path.join(args.output, "calibration.json"), "w", encoding="utf-8") as stream:
+            json.dump(
+                {"context": context, "summary": summary, "same_code_reports": same_reports,
+                 "delay_reports": {str(k): v for k, v in level_reports.items()}},
+                stream,
+                indent=2,
+            )
+        print(markdown)
+    finally:
+        if args.keep:
+            progress(f"Kept the calibration clone and runs in {scratch}.")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    if summary["broken_runs"]:
+        return EXIT_BROKEN
+    if summary["false_alarm_runs"] or summary["missed_at_or_above_25_percent"]:
+        return EXIT_REGRESSION
+    return EXIT_OK
