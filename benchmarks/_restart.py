@@ -305,16 +305,18 @@ async def measure_bare(level, restarts, seed=SEED):
         await asyncio.gather(task, return_exceptions=True)
 
 
-def run_measurement(coroutine_function, *args):
+def run_measurement(coroutine_function, *args, loop_factory=None):
     """Run one measurement in a fresh event loop, after a full garbage collection.
 
     Returns ``{"p50": [per batch, seconds], ...}`` from the latencies, or an
     error message (a str) if the measurement failed, so one broken parameter
     combination does not hide the others. NotImplementedError propagates.
+    ``loop_factory`` creates the event loop (asyncio's default loop if None).
     """
     gc.collect()
     try:
-        latencies_ns = asyncio.run(coroutine_function(*args))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            latencies_ns = runner.run(coroutine_function(*args))
     except NotImplementedError:
         raise
     except Exception as exc:  # reported per combination by the benchmark's setup
