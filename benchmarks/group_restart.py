@@ -64,3 +64,42 @@ class GroupRestart:
 
     def time_group_restart(self, strategy, children):
         self.loop.run_until_complete(self._cycle())
+
+
+class BareTaskStart:
+    """Baseline for ``GroupRestart``: start N bare tasks running the same child code.
+
+    Each timed call creates N tasks that run ``bare_child`` and waits until every one has
+    reported ready, then cancels them untimed in teardown. The ratio of ``GroupRestart``
+    to this, at the same N, is the supervisor's cost per child of stopping and restarting
+    a group over what creating the tasks alone costs.
+    """
+
+    params = ([1, 10, 100, 1000, 10000],)
+    param_names = ("children",)
+    # One call per setup, so that no call pays for tasks an earlier call left behind.
+    number = 1
+    timeout = 120
+    version = 1
+
+    def setup(self, children):
+        self.loop = asyncio.new_event_loop()
+        self.children = children
+        self.tasks = []
+
+    def teardown(self, children):
+        try:
+            for task in self.tasks:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*self.tasks, return_exceptions=True))
+        finally:
+            self.loop.close()
+
+    async def _start_all(self):
+        probe = _restart.RestartProbe(self.children)
+        all_ready = probe.wait_for_readies(self.children)
+        self.tasks = [asyncio.create_task(_restart.bare_child(probe, slot)) for slot in range(self.children)]
+        await all_ready
+
+    def time_bare_start(self, children):
+        self.loop.run_until_complete(self._start_all())
