@@ -100,7 +100,9 @@ Exceptions in a child, by ``BaseException`` family:
 - ``KeyboardInterrupt`` and ``SystemExit`` are never swallowed or restarted: the supervisor
   records the exit (event and ERROR log), stops its other children and fails with that
   exception, and the child's task re-raises it, which asyncio passes out of the event loop
-  (``asyncio.run()`` raises it and cancels the remaining tasks).
+  (``asyncio.run()`` raises it and cancels the remaining tasks). Because the loop stops at
+  once, the siblings are then cancelled by ``asyncio.run()`` in no defined order rather than
+  in reverse start order; the supervisor counts those cancellations as stops, not crashes.
 - Any other ``BaseException`` is recorded and never restarted either: the supervisor stops
   its other children and ``wait()``, ``run()``, ``start()`` and ``async with`` raise it, so
   it travels up a tree to the owner of the root. A caller of ``start_child()`` waiting for

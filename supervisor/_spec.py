@@ -74,6 +74,8 @@ INFINITY = _Shutdown("INFINITY")
 
 _SHUTDOWN_NAMES = {"brutal_kill": BRUTAL_KILL, "infinity": INFINITY}
 
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
+
 DEFAULT_WORKER_SHUTDOWN = 5.0
 DEFAULT_START_TIMEOUT = 5.0
 
@@ -191,7 +193,9 @@ class ChildSpec:
             set_field(self, "kwargs", {})
         if not isinstance(self.kwargs, Mapping) or not all(isinstance(k, str) for k in self.kwargs):
             raise InvalidChildSpec("kwargs", self.kwargs, "expected a mapping of str to values")
-        set_field(self, "kwargs", MappingProxyType(dict(self.kwargs)))
+        # Specs without keyword arguments share one empty mapping: a supervisor of 10,000
+        # children would otherwise hold 10,000 empty dicts.
+        set_field(self, "kwargs", MappingProxyType(dict(self.kwargs)) if self.kwargs else _NO_KWARGS)
 
         set_field(self, "restart", _to_enum(Restart, "restart", self.restart))
         set_field(self, "type", _to_enum(ChildType, "type", self.type))

@@ -59,10 +59,22 @@ _names = itertools.count(1)
 EAGER_START = sys.version_info >= (3, 12)
 
 # The (supervisor, child id) pair of the child that owns the running task, set once per child
-# task. The test kit's fault injection reads it to tell apart children that share a start function.
+# task while tracking is on. The test kit's fault injection turns it on and reads it to tell
+# apart children that share a start function; off, it costs no context copy per child task.
 current_child: contextvars.ContextVar[tuple[Supervisor, Hashable] | None] = contextvars.ContextVar(
     "supervisor_current_child", default=None
 )
+_tracking = {"current_child": False}
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def track_current_child() -> None:
+    """Make every child task started from now on set ``current_child``."""
+    _tracking["current_child"] = True
 
 
 class ChildStatus(str, enum.Enum):
@@ -427,8 +439,11 @@ class Supervisor:
 
     async def __aenter__(self) -> Supervisor:
         self._exiting = False
-        self._host = asyncio.current_task()
+        # The host task is recorded only once start() succeeded: a failure during start()
+        # is raised by start() itself, and Python never calls __aexit__ to undo a cancel.
+        self._host = None
         await self.start()
+        self._host = asyncio.current_task()
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, traceback: Any) -> bool:
@@ -560,7 +575,8 @@ class Supervisor:
         # With an eager task factory this runs before _launch() has stored the task.
         task = asyncio.current_task()
         assert task is not None
-        current_child.set((self, spec.id))
+        if _tracking["current_child"]:
+            current_child.set((self, spec.id))
         # Restarted without a look at the restart type once the child is known to be
         # permanent; transient and temporary children go through _should_restart().
         permanent = spec.restart is Restart.PERMANENT
@@ -585,7 +601,9 @@ class Supervisor:
                 else:
                     await start(*args, **kwargs)
             except asyncio.CancelledError as error:
-                if child.stopping:
+                if child.stopping or self._stopping:
+                    # Requested, or the supervisor is stopping anyway (for example asyncio.run()
+                    # cancelling every task after a KeyboardInterrupt): a stop, not a crash.
                     self._fail_waiter(child, error)
                     raise
                 task.uncancel()
@@ -600,6 +618,10 @@ class Supervisor:
                 # Never swallowed: asyncio passes these on out of the event loop, and the
                 # supervisor stops its other children and raises it to its owner.
                 self._pass_on(child, task, error)
+                # The supervisor has recorded it and its owner gets it, so the task's own copy
+                # is marked retrieved: asyncio would otherwise log it again when the task is
+                # garbage collected.
+                task.add_done_callback(_retrieve_exception)
                 raise
             except BaseException as error:
                 # Any other BaseException reaches the owner through wait(), run() and

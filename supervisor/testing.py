@@ -22,7 +22,7 @@ from ._clock import Clock, MonotonicClock
 from ._errors import SupervisorNotRunning
 from ._events import ChildExited, ChildQuarantined, ChildReady, ChildStarted, ChildStopped, Event, EventStream
 from ._spec import ChildSpec
-from ._supervisor import Supervisor, current_child
+from ._supervisor import Supervisor, current_child, track_current_child
 
 __all__ = [
     "VirtualClock",
@@ -179,6 +179,9 @@ class FaultInjector:
     """
 
     def __init__(self, clock: Clock | None = None) -> None:
+        # Children started from now on record which child they are; create the injector
+        # before starting the supervisor whose children it wraps.
+        track_current_child()
         self._clock = MonotonicClock() if clock is None else clock
         self._starts: Counter[Hashable] = Counter()
         self._start_faults: dict[Hashable, dict[int, BaseException | None]] = {}

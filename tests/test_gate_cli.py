@@ -148,6 +148,12 @@ def test_cli_bad_option_value_is_usage_error(capsys):
     assert "expected a fraction" in capsys.readouterr().err
 
 
+def test_cli_too_few_rounds_is_usage_error(capsys, home):
+    """Two rounds cannot show any difference as significant, so the gate refuses to pass on them."""
+    assert main(["run", "--rounds", "2"]) == EXIT_USAGE
+    assert "--rounds must be at least 4 (got 2)" in capsys.readouterr().err
+
+
 def test_cli_invalid_regex_is_usage_error(capsys, home):
     assert main(["run", "--select", "track_("]) == EXIT_USAGE
     assert "invalid regular expression 'track_('" in capsys.readouterr().err

@@ -334,3 +334,23 @@ async def test_async_with_breach_interrupts_body(clock, probe):
     assert info.value.offender == "a"
     assert body_finished is False
     assert asyncio.current_task().cancelling() == 0
+
+
+async def test_async_with_breach_during_start_raises_failure():
+    """A breach while ``async with`` is still starting: the failure is raised, the caller is not left cancelled."""
+
+    async def crash_after_ready(task_status):
+        task_status.started()
+        raise RuntimeError("boom")
+
+    supervisor = Supervisor([ChildSpec("crasher", crash_after_ready, signals_ready=True)], max_restarts=1)
+    entered = False
+
+    with pytest.raises(RestartIntensityExceeded) as raised:
+        async with supervisor:
+            entered = True
+
+    assert raised.value.offender == "crasher"
+    assert entered is False
+    assert asyncio.current_task().cancelling() == 0
+    assert supervisor.state == "failed"

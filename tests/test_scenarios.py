@@ -387,7 +387,11 @@ async def test_unawaited_failure_logged_and_trapped(clock, probe, supervisor_log
 
     assert "fire-and-forget" in str(raised.value)
     assert events.select(ChildExited, "fire-and-forget")[0].abnormal is True
-    errors = [record for record in supervisor_logs.records if record.levelno == logging.ERROR]
+    errors = [
+        record
+        for record in supervisor_logs.records
+        if record.name == "supervisor" and record.levelno == logging.ERROR
+    ]
     assert len(errors) == 1
     assert "fire-and-forget" in errors[0].getMessage()
     await supervisor.stop()

@@ -176,7 +176,17 @@ def _print_report(report: Report) -> int:
     return report.exit_code
 
 
+# Below this many interleaved rounds, the test on round medians, corrected over every row,
+# cannot reach significance at the default alpha, so the gate would pass any regression.
+MIN_ROUNDS = 4
+
+
 def _command_run(args: argparse.Namespace) -> int:
+    if not args.quick and args.rounds < MIN_ROUNDS:
+        raise GateUsageError(
+            f"--rounds must be at least {MIN_ROUNDS} (got {args.rounds}): with fewer rounds no "
+            "difference can be significant; use --quick for a single pass"
+        )
     request = GateRequest(
         config=args.config,
         head=args.head,
