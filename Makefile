@@ -23,7 +23,7 @@ PYTEST_ARGS ?=
 # results, which the --skip-existing-commits of bench and history then keep.
 ASV_ARGS ?=
 
-.PHONY: venv machine test bench bench-quick history summary
+.PHONY: venv machine test bench bench-quick history compare summary
 
 venv: $(VENV)/.installed
 
@@ -77,6 +77,12 @@ history: machine
 	fi; \
 	echo "asv run $$range"; \
 	$(ASV) run --record-samples --skip-existing-commits --machine $(MACHINE) $(if $(STEPS),--steps $(STEPS)) $(ASV_ARGS) "$$range"
+
+# Measures HEAD and its parent on $(MACHINE) where results are missing, then compares them.
+# A commit cannot hold its own results, so on a fresh clone HEAD is never measured yet.
+compare: machine
+	$(ASV) run --record-samples --skip-existing-commits --machine $(MACHINE) $(ASV_ARGS) HEAD~2..HEAD
+	$(ASV) compare --machine $(MACHINE) HEAD~1 HEAD
 
 summary: venv
 	$(VENV_PYTHON) tools/bench_summary.py --machine $(MACHINE) --slo $(SLO)
