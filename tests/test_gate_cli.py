@@ -151,7 +151,7 @@ def test_cli_bad_option_value_is_usage_error(capsys):
 def test_cli_too_few_rounds_is_usage_error(capsys, home):
     """Two rounds cannot show any difference as significant, so the gate refuses to pass on them."""
     assert main(["run", "--rounds", "2"]) == EXIT_USAGE
-    assert "--rounds must be at least 4 (got 2)" in capsys.readouterr().err
+    assert "--rounds must be at least 3 (got 2)" in capsys.readouterr().err
 
 
 def test_cli_invalid_regex_is_usage_error(capsys, home):

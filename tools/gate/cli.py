@@ -178,7 +178,7 @@ def _print_report(report: Report) -> int:
 
 # Below this many interleaved rounds, the test on round medians, corrected over every row,
 # cannot reach significance at the default alpha, so the gate would pass any regression.
-MIN_ROUNDS = 4
+MIN_ROUNDS = 3
 
 
 def _command_run(args: argparse.Namespace) -> int:
