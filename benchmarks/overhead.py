@@ -1,4 +1,4 @@
-"""What the instrument itself costs, and memory per idle child beside a bare task.
+"""The cost of the instrument itself, and memory per idle child beside a bare task.
 
 Timestamps. A restart latency is the difference of two ``time.perf_counter_ns()``
 readings taken by the child code in ``_restart.py``, so every latency includes

@@ -26,18 +26,19 @@ CHILD_COUNTS = [1, 10, 100, 1000, 10000]
 _UNAVAILABLE = "unavailable"
 
 
-def _measure_grid(measure, combinations):
+def _measure_grid(measure, combinations, loop_factory=None):
     """Measure every combination; return ``{combination: result}``.
 
     A result is the per-batch percentiles, an error message (str) for a failed
     combination, or ``(_UNAVAILABLE, message)`` if this commit of
     ``supervisor`` lacks the API, which setup turns into a skip.
+    ``loop_factory`` creates each event loop (asyncio's default if None).
     """
     results = {}
     for combination in combinations:
         try:
             results[combination] = _restart.run_measurement(
-                measure, *combination, _restart.BATCH_SIZE * _restart.BATCHES
+                measure, *combination, _restart.BATCH_SIZE * _restart.BATCHES, loop_factory=loop_factory
             )
         except NotImplementedError as exc:
             results[combination] = (_UNAVAILABLE, str(exc))

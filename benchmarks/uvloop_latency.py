@@ -7,7 +7,7 @@ Only 1 and 10,000 children are measured, the two ends of the main suite's range,
 run short.
 """
 
-from . import _restart
+from . import _restart, restart_latency
 from ._load import LOAD_LEVELS
 from ._stats import samples_form
 from .restart_latency import _UNAVAILABLE, _select
@@ -29,16 +29,7 @@ def _measure_grid(measure, combinations):
         loop_factory = _uvloop_factory()
     except NotImplementedError as exc:
         return {combination: (_UNAVAILABLE, str(exc)) for combination in combinations}
-    results = {}
-    restarts = _restart.BATCH_SIZE * _restart.BATCHES
-    for combination in combinations:
-        try:
-            results[combination] = _restart.run_measurement(
-                measure, *combination, restarts, loop_factory=loop_factory
-            )
-        except NotImplementedError as exc:
-            results[combination] = (_UNAVAILABLE, str(exc))
-    return results
+    return restart_latency._measure_grid(measure, combinations, loop_factory=loop_factory)
 
 
 class UvloopRestartLatency:

@@ -15,7 +15,7 @@ class TimerHandle(Protocol):
 
 
 class Clock(Protocol):
-    """What a supervisor needs from a clock.
+    """The interface a supervisor needs from a clock.
 
     ``now()`` returns seconds from an arbitrary origin and never goes backwards.
     ``call_later()`` runs ``callback(*args)`` on the running event loop after ``delay`` seconds

@@ -54,7 +54,7 @@ class ChildReady(Event):
 class ChildExited(Event):
     """The child exited without being asked to.
 
-    ``reason`` is the exception (``None`` for a normal return); ``abnormal`` tells whether a
+    ``reason`` is the exception (``None`` for a normal return); ``abnormal`` is whether a
     transient child would be restarted for it.
     """
 

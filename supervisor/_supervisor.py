@@ -47,7 +47,7 @@ __all__ = ["Supervisor", "TaskStatus", "ChildInfo", "ChildStatus", "AutoShutdown
 
 logger = logging.getLogger("supervisor")
 
-# At most this many child failures are logged per supervisor per second; the rest are counted
+# At most this many child failures are logged per supervisor per second. The rest are counted
 # and reported in one line, so a restart storm cannot flood the logs or slow restarts down.
 FAILURE_LOG_LIMIT = 10
 FAILURE_LOG_WINDOW = 1.0
@@ -60,7 +60,7 @@ EAGER_START = sys.version_info >= (3, 12)
 
 # The (supervisor, child id) pair of the child that owns the running task, set once per child
 # task while tracking is on. The test kit's fault injection turns it on and reads it to tell
-# apart children that share a start function; off, it costs no context copy per child task.
+# apart children that share a start function. While it is off, no child task copies a context.
 current_child: contextvars.ContextVar[tuple[Supervisor, Hashable] | None] = contextvars.ContextVar(
     "supervisor_current_child", default=None
 )
@@ -648,7 +648,7 @@ class Supervisor:
 
             waiter = child.ready_waiter
             if waiter is not None and not waiter.done():
-                # Somebody waits for this start: the failure is theirs to handle.
+                # A caller waits for this start, so the failure is its to handle.
                 child.status = ChildStatus.EXITED
                 waiter.set_exception(ChildStartError(self.name, spec.id, reason))
                 return

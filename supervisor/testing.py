@@ -147,8 +147,8 @@ def _resolve(future: asyncio.Future[None]) -> None:
 async def settle(max_passes: int = 1000) -> None:
     """Yield to the event loop until no callback is ready to run, or ``max_passes`` passes.
 
-    NOTE: this reads the ready queue of asyncio's base event loop, a private attribute; on a
-    loop without it, it falls back to yielding ``max_passes`` times.
+    NOTE: this reads the ready queue of asyncio's base event loop, a private attribute. A loop
+    without it gets ``max_passes`` yields instead.
     """
     loop = asyncio.get_running_loop()
     ready = getattr(loop, "_ready", None)

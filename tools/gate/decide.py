@@ -33,7 +33,7 @@ VERDICT_ORDER = ("regression", *BROKEN_VERDICTS, "improvement", "unchanged", "sk
 
 @dataclass(frozen=True)
 class Settings:
-    """What the gate judges and how strictly.
+    """The benchmarks the gate judges, and how strictly.
 
     ``select`` is a regular expression searched in each benchmark's full name; only matching
     benchmarks are run and judged. ``higher_is_better`` contains regular expressions, searched

@@ -33,7 +33,7 @@ MACHINE_FILE = os.path.join("~", ".asv-machine.json")
 
 
 class GateUsageError(Exception):
-    """A usage or configuration error, with a message that tells the user what to do."""
+    """A usage or configuration error, with a message that says what to do next."""
 
 
 def _git(repo: str, *args: str) -> subprocess.CompletedProcess:
@@ -110,7 +110,7 @@ def default_base(repo: str, state_file: str, head_commit: str) -> tuple[str, str
 def check_machine(machine: str | None) -> str:
     """Return the asv machine name to use, after checking that asv has it on file.
 
-    asv asks questions on the terminal when the machine is unknown, which hangs in CI, so the
+    asv prompts on the terminal when the machine is unknown, which hangs in CI, so the
     gate checks the machine file itself first.
     """
     path = os.path.expanduser(MACHINE_FILE)
