@@ -128,7 +128,7 @@ def _select(cache, key):
 class DynamicRestartLatency:
     """Restart latency of 10,000 dynamic children, beside 10,000 static ones, by load level.
 
-    ``setup_cache`` runs the four schedules once per asv run: about 2 s each idle and 4 s
+    ``setup_cache`` runs the four schedules once per asv run: about 1 s each idle and 2 s
     heavy, plus starting the children.
     """
 

@@ -59,8 +59,8 @@ class OneForOneRestartLatency:
 
     ``setup_cache`` measures all 15 combinations once per asv run, and the
     four ``track_`` benchmarks read their statistic from it. The crash
-    schedules alone take 2 s per combination idle and light and 4 s heavy, so
-    about 40 s in all.
+    schedules alone take 1 s per combination idle and light and 2 s heavy, so
+    about 20 s in all.
     """
 
     params = (LOADS, CHILD_COUNTS)

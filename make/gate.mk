@@ -39,6 +39,8 @@ DELAY_SITE ?= supervisor._supervisor:Supervisor._count_restart
 # Benchmarks whose measured path calls DELAY_SITE: the baseline never does.
 CALIBRATION_DELAYED ?= OneForOneRestartLatency
 CALIBRATION_OUTPUT ?= .asv/gate/calibration
+# Minutes after which no new cycle starts (empty: run every cycle).
+CALIBRATION_MINUTES ?=
 
 GATE := $(VENV_PYTHON) -m tools.gate
 
@@ -61,4 +63,5 @@ gate-calibrate: machine
 		--rounds $(CALIBRATION_ROUNDS) --delay-site $(DELAY_SITE) \
 		--delayed '$(CALIBRATION_DELAYED)' \
 		$(foreach level,$(CALIBRATION_LEVELS),--delay-percent $(level)) \
+		$(if $(CALIBRATION_MINUTES),--max-minutes $(CALIBRATION_MINUTES)) \
 		--output $(CALIBRATION_OUTPUT) $(GATE_ARGS)

@@ -14,6 +14,10 @@ Every parameter set thus gets the same absolute delay, which is at least the sta
 percentage of its own p99, and more where its p99 is smaller. The summary gives, per
 parameter set, the relative size of the delay and how many runs caught it, and the smallest
 relative regression above which every run caught every parameter set.
+
+The scenarios take turns: each cycle is one same-code run and one run per level, and the
+summary files are rewritten after every cycle, so ``--max-minutes`` can cut a calibration
+short and still leave a balanced, readable result.
 """
 
 from __future__ import annotations
@@ -81,6 +85,12 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         default=os.path.join(".asv", "gate", "calibration"),
         help="folder for calibration.md and calibration.json (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help="start no new cycle after this many minutes; the files then hold the cycles "
+        "completed (default: no limit)",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary clone and the gate's run folders"
@@ -287,6 +297,22 @@ def summarize(
     }
 
 
+def _write_outputs(
+    output: str, summary: dict, context: dict, same_reports: list[dict], level_reports: dict
+) -> str:
+    markdown = render_summary(summary, context)
+    with open(os.path.join(output, "calibration.md"), "w", encoding="utf-8") as stream:
+        stream.write(markdown)
+    with open(os.path.join(output, "calibration.json"), "w", encoding="utf-8") as stream:
+        json.dump(
+            {"context": context, "summary": summary, "same_code_reports": same_reports,
+             "delay_reports": {str(k): v for k, v in level_reports.items()}},
+            stream,
+            indent=2,
+        )
+    return markdown
+
+
 def render_summary(summary: dict, context: dict) -> str:
     lines = [
         "## Gate calibration",
@@ -297,6 +323,9 @@ def render_summary(summary: dict, context: dict) -> str:
         f"`{context['delay_site']}`, reference p99 {context['reference_p99'] * 1e6:.1f} µs, "
         f"rows judged for detection: `{context.get('delayed') or 'all'}`.",
         "",
+        f"- Cycles completed: {summary['same_code_runs']} of "
+        f"{context.get('runs', summary['same_code_runs'])} planned "
+        "(one same-code run and one run per delay level each).",
         f"- False alarms: {summary['false_alarm_runs']} of {summary['same_code_runs']} "
         "same-code runs.",
         f"- Runs with a failed benchmark or build: {summary['broken_runs']}.",
@@ -339,6 +368,8 @@ def command_calibrate(args: argparse.Namespace) -> int:
         )
     if args.runs < 1:
         raise GateUsageError(f"--runs must be at least 1, got {args.runs!r}")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise GateUsageError(f"--max-minutes must be a positive number, got {args.max_minutes!r}")
     if args.delayed is not None:
         try:
             re.compile(args.delayed)
@@ -380,8 +411,9 @@ def command_calibrate(args: argparse.Namespace) -> int:
                 echo=False,
             )
 
+        deadline = None if args.max_minutes is None else time.monotonic() + args.max_minutes * 60
         same_reports = _run_series(
-            "same code", args.runs, lambda: request_for(same_commit, "same"), progress
+            "same code", 1, lambda: request_for(same_commit, "same"), progress
         )
         medians = [
             row["before"] for row in same_reports[0]["comparisons"] if row["before"] is not None
@@ -394,20 +426,12 @@ def command_calibrate(args: argparse.Namespace) -> int:
         reference = max(medians)
 
         delays = {}
-        level_reports = {}
+        delayed_commits = {}
         for level in levels:
             delays[level] = max(1, round(level / 100 * reference * 1e9))
-            delayed = _commit_delay(
+            delayed_commits[level] = _commit_delay(
                 clone, commit, args.delay_site, delays[level], f"calibration-{level:g}"
             )
-            level_reports[level] = _run_series(
-                f"+{level:g}% delay",
-                args.runs,
-                lambda delayed=delayed, level=level: request_for(delayed, f"delay-{level:g}"),
-                progress,
-            )
-
-        summary = summarize(same_reports, level_reports, delays, args.delayed)
         context = {
             "revision": commit,
             "machine": machine,
@@ -421,15 +445,31 @@ def command_calibrate(args: argparse.Namespace) -> int:
             "python": sys.version.split()[0],
         }
         os.makedirs(args.output, exist_ok=True)
-        markdown = render_summary(summary, context)
-        with open(os.path.join(args.output, "calibration.md"), "w", encoding="utf-8") as stream:
-            stream.write(markdown)
-        with open(os.path.join(args.output, "calibration.json"), "w", encoding="utf-8") as stream:
-            json.dump(
-                {"context": context, "summary": summary, "same_code_reports": same_reports,
-                 "delay_reports": {str(k): v for k, v in level_reports.items()}},
-                stream,
-                indent=2,
+
+        # The scenarios take turns, one gate run each, so that slow drift of a shared
+        # machine hits them alike and a calibration cut short by --max-minutes still has
+        # as many runs of every scenario. The files are rewritten after every cycle.
+        level_reports: dict[float, list[dict]] = {level: [] for level in levels}
+        for index in range(args.runs):
+            if index and deadline is not None and time.monotonic() >= deadline:
+                progress(f"Stopping after {index} of {args.runs} cycles: --max-minutes reached.")
+                break
+            if index:
+                same_reports += _run_series(
+                    f"same code (cycle {index + 1})", 1,
+                    lambda: request_for(same_commit, "same"), progress,
+                )
+            for level in levels:
+                level_reports[level] += _run_series(
+                    f"+{level:g}% delay (cycle {index + 1})", 1,
+                    lambda head=delayed_commits[level], level=level: request_for(
+                        head, f"delay-{level:g}"
+                    ),
+                    progress,
+                )
+            summary = summarize(same_reports, level_reports, delays, args.delayed)
+            markdown = _write_outputs(
+                args.output, summary, context, same_reports, level_reports
             )
         print(markdown)
     finally:
