@@ -13,12 +13,22 @@ Load levels are those of ``_load.py``.
 
 The baseline does the same with plain asyncio: ``create_subprocess_exec``,
 ``readline()`` until ``ready``, ``wait()``, and again, in one task.
+
+Both measure with asyncio's pidfd child watcher, the default from CPython 3.12.
+On 3.11 the default watcher is a thread blocked in ``waitpid()``, which must win
+the GIL from a busy event loop to report an exit: under ``light`` load an exit
+was reported 0.2 to 2 s late on a 2-core sandbox (CPython 3.11.7), for the
+supervisor and the baseline alike, so the figures showed the GIL and not the
+restart. ``docs/ACTORS_AND_PROCESSES.md`` shows how to install the same watcher.
 """
 
 import asyncio
+import contextlib
 import os
 import signal
+import sys
 import time
+import warnings
 
 from . import _restart
 from ._load import LOAD_LEVELS, Load
@@ -30,15 +40,49 @@ LOADS = list(LOAD_LEVELS)
 COMMAND = ("/bin/sh", "-c", "echo ready; exec sleep 600")
 
 # Restarts per batch, batches per load and warm-up restarts: 5 x 16 restarts
-# per load keep the three loads, with the baseline, near 26 s.
+# per load keep the three loads, with the baseline, near 13 s of kills.
 RESTART_BATCH = 16
 RESTART_BATCHES = 5
 RESTART_WARMUP = 5
 
 # Seconds between kills, at least twice the slowest restart seen. On a 2-core
-# sandbox (CPython 3.11.7) a restart took a median of 4 ms idle, 10 ms light
-# and 22 ms heavy. Its p99 was near 32 ms at light and at heavy.
-KILL_INTERVALS = {"idle": 0.02, "light": 0.05, "heavy": 0.08}
+# sandbox (CPython 3.11.7, pidfd watcher, ``asv run --quick -b bench_process``
+# while other jobs ran) the p99 of a restart was about 8 ms idle and light and
+# 11 ms heavy for the supervisor, and 18 ms heavy for the baseline.
+KILL_INTERVALS = {"idle": 0.015, "light": 0.02, "heavy": 0.04}
+
+
+@contextlib.contextmanager
+def pidfd_child_watcher():
+    """On CPython 3.11 with pidfd support, use asyncio's PidfdChildWatcher inside the block.
+
+    CPython 3.12 and later use it by default, so there this changes nothing.
+    """
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        yield
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # a kernel without pidfds: keep the default watcher
+        yield
+        return
+    policy = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        previous = policy.get_child_watcher()
+        policy.set_child_watcher(asyncio.PidfdChildWatcher())
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            policy.set_child_watcher(previous)
+
+
+def measure_with_pidfd(measure):
+    """``measure_all(measure, ...)`` for every load, under ``pidfd_child_watcher()``."""
+    with pidfd_child_watcher():
+        return measure_all(measure, [(load,) for load in LOADS])
 
 
 async def _run_kills(level, kill_cycle):
@@ -132,7 +176,7 @@ async def measure_bare_restarts(level):
 class ProcessRestartLatency:
     """Restart latency of a process child killed with SIGKILL, by load level.
 
-    ``setup_cache`` measures every load once per asv run (about 13 s on 2 cores);
+    ``setup_cache`` measures every load once per asv run (about 7 s on 2 cores);
     one sample per batch of 16 restarts, in asv's samples form.
 
     NOTE: on a shared 2-core sandbox the idle median moved between about 2 ms and
@@ -144,10 +188,11 @@ class ProcessRestartLatency:
     param_names = ("load",)
     unit = "seconds"
     timeout = 180
-    version = 1
+    # 2: measured with the pidfd child watcher.
+    version = 2
 
     def setup_cache(self):
-        return measure_all(measure_process_restarts, [(load,) for load in LOADS])
+        return measure_with_pidfd(measure_process_restarts)
 
     def setup(self, cache, load):
         _restart.require("Supervisor", "ProcessChild", "ChildReady")
@@ -173,10 +218,11 @@ class BareProcessRestartLatency:
     param_names = ("load",)
     unit = "seconds"
     timeout = 180
-    version = 1
+    # 2: measured with the pidfd child watcher.
+    version = 2
 
     def setup_cache(self):
-        return measure_all(measure_bare_restarts, [(load,) for load in LOADS])
+        return measure_with_pidfd(measure_bare_restarts)
 
     def setup(self, cache, load):
         self.batches = select(cache, (load,))

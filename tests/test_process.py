@@ -204,8 +204,36 @@ async def test_output_lines_in_order():
 # ---------------------------------------------------------------------------- exits and restarts
 
 
+@pytest.fixture
+def pidfd_watcher():
+    """asyncio's pidfd child watcher, as docs/ACTORS_AND_PROCESSES.md advises on CPython 3.11."""
+    if sys.version_info >= (3, 12):
+        yield  # already the default
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        pytest.skip("this kernel or platform has no pidfd_open()")
+    policy = asyncio.get_event_loop_policy()
+    previous = policy.get_child_watcher()
+    policy.set_child_watcher(asyncio.PidfdChildWatcher())
+    try:
+        yield
+    finally:
+        policy.set_child_watcher(previous)
+
+
 async def test_killed_from_outside_restarted():
     """SIGKILL from another process is the exit reason, and the child is restarted."""
+    await check_killed_from_outside_restarted()
+
+
+async def test_killed_restarted_with_pidfd_watcher(pidfd_watcher):
+    """The same with the pidfd child watcher: exit reason, restart, nothing left running."""
+    await check_killed_from_outside_restarted()
+
+
+async def check_killed_from_outside_restarted():
     output = Output()
     child = ProcessChild(python(SLEEPER), ready="ready", on_output=output)
     events = EventLog()
