@@ -60,7 +60,7 @@ gate-record: venv
 
 gate-calibrate: machine
 	$(GATE) calibrate --machine $(MACHINE) --runs $(CALIBRATION_RUNS) \
-		--rounds $(CALIBRATION_ROUNDS) --delay-site $(DELAY_SITE) \
+		--rounds $(CALIBRATION_ROUNDS) --select '$(GATE_SELECT)' --delay-site $(DELAY_SITE) \
 		--delayed '$(CALIBRATION_DELAYED)' \
 		$(foreach level,$(CALIBRATION_LEVELS),--delay-percent $(level)) \
 		$(if $(CALIBRATION_MINUTES),--max-minutes $(CALIBRATION_MINUTES)) \
