@@ -51,8 +51,9 @@ Supervisor options: ``strategy`` (``one_for_one`` default, ``one_for_all``, ``re
 ``max_restarts`` and ``max_seconds`` (default 3 in 5 s, as in Elixir): when more than
 ``max_restarts`` restarts happen within ``max_seconds`` (a restart exactly ``max_seconds`` ago
 still counts, as in OTP), the supervisor stops all children in reverse order and fails with
-``RestartIntensityExceeded``, which ``wait()``, ``run()`` and ``async with`` raise; a parent
-supervisor sees that as its child's abnormal exit. ``clock`` (injectable time for intensity,
+``RestartIntensityExceeded``, which ``wait()``, ``run()`` and ``async with`` raise, with the
+offender's last exit reason as its ``__cause__``; a parent supervisor sees that as its child's
+abnormal exit. ``clock`` (injectable time for intensity,
 backoff and timeouts; see ``supervisor.testing.VirtualClock``), ``on_event`` (a callback for
 every ``Event``) and ``name``.
 
@@ -96,7 +97,10 @@ Exceptions in a child, by ``BaseException`` family:
 
 - ``Exception`` subclasses, and a ``CancelledError`` that the supervisor did not request,
   are abnormal exits, handled by the restart policy. A ``CancelledError`` the supervisor
-  requested ends the child quietly.
+  requested ends the child quietly, and so does one that arrives while the supervisor is
+  stopping or while its own task is being cancelled: if ``asyncio.run()`` ends with a
+  supervisor still running, its children are reported stopped (``ChildStopped``, cause
+  ``"shutdown"``), not crashed.
 - ``KeyboardInterrupt`` and ``SystemExit`` are never swallowed or restarted: the supervisor
   records the exit (event and ERROR log), stops its other children and fails with that
   exception, and the child's task re-raises it, which asyncio passes out of the event loop

@@ -40,9 +40,10 @@ class RestartIntensityExceeded(SupervisorError):
 
     The supervisor has stopped all its children. ``offender`` is the id of the child whose
     failure broke the limit and ``reason`` that child's last exit reason (``None`` for a normal
-    return). For the intensity, ``restarts`` is the number of restarts counted in the window of
-    ``max_seconds``. For a child's ``max_lifetime_restarts``, ``max_seconds`` is ``None`` and
-    ``restarts`` is the number of restarts that child would have had.
+    return), which is also the ``__cause__``, so tracebacks show it. For the intensity,
+    ``restarts`` is the number of restarts counted in the window of ``max_seconds``. For a
+    child's ``max_lifetime_restarts``, ``max_seconds`` is ``None`` and ``restarts`` is the
+    number of restarts that child would have had.
     """
 
     def __init__(
@@ -72,6 +73,8 @@ class RestartIntensityExceeded(SupervisorError):
                 f"exited with {reason!r}"
             )
         super().__init__(message)
+        if reason is not None:
+            self.__cause__ = reason
 
     @property
     def offenders(self) -> list[tuple[str, Hashable]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 import math
 import random
 from collections.abc import Callable, Hashable, Mapping
@@ -90,6 +92,48 @@ def _to_enum(enum_type: type[enum.Enum], field_name: str, value: Any) -> Any:
         raise InvalidChildSpec(field_name, value, f"expected one of {allowed}") from None
 
 
+def _check_start(start: Any) -> None:
+    """Reject a start callable that is clearly synchronous, which would fail only once started.
+
+    A plain function or a bound method must be an async function, seen through
+    ``functools.partial`` and through the ``__wrapped__`` that ``functools.wraps`` sets. Other
+    callables, such as an object with an async ``__call__`` or a class, cannot be judged before
+    they are called, so they are accepted.
+    """
+    if not callable(start):
+        raise InvalidChildSpec("start", start, "expected an async callable")
+    function = start
+    seen: set[int] = set()  # ends a cycle of __wrapped__ attributes
+    while id(function) not in seen:
+        seen.add(id(function))
+        if isinstance(function, functools.partial):
+            function = function.func
+        elif inspect.ismethod(function):
+            function = function.__func__
+        elif not inspect.isfunction(function) or function.__name__ == "<lambda>":
+            # A lambda cannot be async, and ``lambda: worker(1)`` is the usual way to return
+            # a coroutine, so it is judged by what it returns, when the child starts.
+            return
+        elif inspect.iscoroutinefunction(function):
+            return
+        elif function.__code__.co_flags & inspect.CO_ITERABLE_COROUTINE:
+            return  # a generator function decorated with types.coroutine
+        elif hasattr(function, "__wrapped__"):
+            function = function.__wrapped__
+        else:
+            break
+    if inspect.isasyncgenfunction(function):
+        raise InvalidChildSpec(
+            "start", start, "expected an async function (async def), got an async generator function"
+        )
+    raise InvalidChildSpec(
+        "start",
+        start,
+        "expected an async function (async def), got a synchronous function; to pass arguments "
+        "to an async function, use args=, kwargs= or functools.partial",
+    )
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -153,6 +197,8 @@ class ChildSpec:
     """How a supervisor starts, restarts and stops one child.
 
     ``start(*args, **kwargs)`` must return an awaitable; the child runs as long as it does.
+    A plain function or bound method (not a lambda) that is not an async function is rejected
+    here.
     With ``signals_ready=True`` the supervisor also passes ``task_status=`` and the child is
     ready once it calls ``task_status.started()``, which it must do within ``start_timeout``
     seconds (``None``: no limit). Otherwise the child is ready as soon as its task exists.
@@ -184,8 +230,7 @@ class ChildSpec:
             hash(self.id)
         except TypeError:
             raise InvalidChildSpec("id", self.id, "expected a hashable value") from None
-        if not callable(self.start):
-            raise InvalidChildSpec("start", self.start, "expected an async callable")
+        _check_start(self.start)
         if not isinstance(self.args, (tuple, list)):
             raise InvalidChildSpec("args", self.args, "expected a tuple of positional arguments")
         set_field(self, "args", tuple(self.args))

@@ -8,6 +8,7 @@ import enum
 import itertools
 import logging
 import math
+import opcode
 import sys
 import time
 from collections import deque
@@ -72,6 +73,24 @@ def _retrieve_exception(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
+# None on a CPython without this opcode, which turns the check below off.
+# NOTE: checked on CPython 3.11 only. Where the check misses, the reason stays the TypeError.
+_GET_AWAITABLE = opcode.opmap.get("GET_AWAITABLE")
+
+
+def _awaited_non_awaitable(error: TypeError) -> bool:
+    """Return whether ``error`` was raised by an ``await`` of an object that is not awaitable.
+
+    ``error`` must be caught in the frame that contains the ``await``. The opcode that raised it
+    separates this failure from a TypeError of the call on the same line, such as a missing
+    argument.
+    """
+    traceback = error.__traceback__
+    if traceback is None or traceback.tb_next is not None:
+        return False  # raised inside the called function
+    return traceback.tb_frame.f_code.co_code[traceback.tb_lasti] == _GET_AWAITABLE
+
+
 def track_current_child() -> None:
     """Make every child task started from now on set ``current_child``."""
     _tracking["current_child"] = True
@@ -80,7 +99,7 @@ def track_current_child() -> None:
 class ChildStatus(str, enum.Enum):
     STARTING = "starting"  # start callable called, readiness not yet signalled
     RUNNING = "running"  # ready
-    RESTARTING = "restarting"  # exited; a restart is pending (backoff delay or group restart)
+    RESTARTING = "restarting"  # exited or stopped by a group restart, and a restart is pending
     STOPPED = "stopped"  # stopped by the supervisor, or not started yet
     EXITED = "exited"  # exited and will not be restarted
     QUARANTINED = "quarantined"  # exceeded its own restart budget; not restarted
@@ -383,8 +402,10 @@ class Supervisor:
                 await self._launch(child)
         except BaseException:
             await self._stop_and_wait()
-            if self._failure is not None:
-                raise self._failure from None
+            failure = self._failure
+            if failure is not None:
+                # ``from None`` would also clear the cause that RestartIntensityExceeded carries.
+                raise failure from failure.__cause__
             raise
         if self._stopping:
             await self._stop_and_wait()
@@ -601,9 +622,17 @@ class Supervisor:
                 else:
                     await start(*args, **kwargs)
             except asyncio.CancelledError as error:
-                if child.stopping or self._stopping:
-                    # Requested, or the supervisor is stopping anyway (for example asyncio.run()
-                    # cancelling every task after a KeyboardInterrupt): a stop, not a crash.
+                if child.stopping:
+                    self._fail_waiter(child, error)
+                    raise
+                control = self._control_task
+                if self._stopping or (control is not None and control.cancelling()):
+                    # A stop, not a crash, although the supervisor did not request it. Either
+                    # the supervisor is stopping anyway, or the event loop is shutting down.
+                    # asyncio.run() cancels every task left when the main coroutine returns or
+                    # after a KeyboardInterrupt, the control task included, often before the
+                    # supervisor has stopped this child.
+                    self._record_outside_stop(child)
                     self._fail_waiter(child, error)
                     raise
                 task.uncancel()
@@ -612,6 +641,10 @@ class Supervisor:
                     reason = StartTimeout(self.name, spec.id, spec.start_timeout or 0.0)
                 else:
                     reason = error
+            except TypeError as error:
+                reason = error
+                if _awaited_non_awaitable(error):
+                    reason = self._start_not_awaitable(spec, error)
             except Exception as error:
                 reason = error
             except (KeyboardInterrupt, SystemExit) as error:
@@ -685,6 +718,24 @@ class Supervisor:
                 len(self._restart_times), None if budget is None else len(budget),
             )
         )
+
+    def _start_not_awaitable(self, spec: ChildSpec, error: TypeError) -> InvalidChildSpec:
+        invalid = InvalidChildSpec(
+            "start",
+            spec.start,
+            f"calling it for child {spec.id!r} of supervisor {self.name!r} returned an object that "
+            "is not awaitable; start must be an async function (async def) or return an awaitable",
+        )
+        invalid.__cause__ = error
+        return invalid
+
+    def _record_outside_stop(self, child: _Child) -> None:
+        # The supervisor did not cancel this child, so it will find the task done and report
+        # nothing. The stop is reported here instead.
+        child.status = ChildStatus.STOPPED
+        child.ready = False
+        if self._listening:
+            self._emit(ChildStopped(self.name, child.spec.id, time.perf_counter_ns(), "shutdown", False, None))
 
     def _fail_waiter(self, child: _Child, reason: BaseException | None) -> None:
         # A child stopped before it was ready, so a caller waiting for its start must not hang.
@@ -906,7 +957,11 @@ class Supervisor:
         if self._strategy is Strategy.REST_FOR_ONE:
             children = children[children.index(failed):]
         for child in reversed(children):
-            await self._stop_child(child, "group_restart")
+            # Every child stopped here is started again below, except a temporary one, so it
+            # is listed as restarting until then.
+            temporary = child.spec.restart is Restart.TEMPORARY
+            status = ChildStatus.STOPPED if temporary else ChildStatus.RESTARTING
+            await self._stop_child(child, "group_restart", status)
 
         delay = self._backoff_delay(failed) if failed.spec.backoff is not None else 0.0
         if self._listening:
@@ -932,8 +987,10 @@ class Supervisor:
                 self._pending.append((child, child.generation, error.reason))
                 return
 
-    async def _stop_child(self, child: _Child, cause: str) -> None:
-        task = self._cancel_child(child)
+    async def _stop_child(self, child: _Child, cause: str, status: ChildStatus = ChildStatus.STOPPED) -> None:
+        # The child gets ``status`` once stopped, which is RESTARTING when a group restart
+        # will start it again.
+        task = self._cancel_child(child, status)
         if task is None:
             return
         timeout = self._shutdown_timeout(child)
@@ -942,7 +999,7 @@ class Supervisor:
             # pass comes first; only a child still running then needs a timed wait. That keeps
             # a group restart of N children at one pass per child, with no timer each.
             await asyncio.sleep(0)
-        await self._await_stopped(child, task, timeout, cause)
+        await self._await_stopped(child, task, timeout, cause, status=status)
 
     async def _stop_in_parallel(self, children: list[_Child], cause: str) -> None:
         # Cancel every child first, then wait for each until its own deadline, so the whole
@@ -958,11 +1015,14 @@ class Supervisor:
             remaining = None if deadline is None else max(0.0, deadline - self._now())
             await self._await_stopped(child, task, remaining, cause, reported_timeout=timeout)
 
-    def _cancel_child(self, child: _Child) -> asyncio.Task[None] | None:
+    def _cancel_child(self, child: _Child, status: ChildStatus = ChildStatus.STOPPED) -> asyncio.Task[None] | None:
         task = child.task
         if task is None or task.done():
-            if child.status not in (ChildStatus.EXITED, ChildStatus.QUARANTINED):
-                child.status = ChildStatus.STOPPED
+            # An exited or quarantined child keeps its status, unless a group restart will
+            # start it again.
+            restarting = status is ChildStatus.RESTARTING
+            if restarting or child.status not in (ChildStatus.EXITED, ChildStatus.QUARANTINED):
+                child.status = status
             return None
         child.stopping = True
         child.stop_error = None
@@ -985,11 +1045,12 @@ class Supervisor:
         timeout: float | None,
         cause: str,
         reported_timeout: float | None = None,
+        status: ChildStatus = ChildStatus.STOPPED,
     ) -> None:
         if reported_timeout is None:
             reported_timeout = timeout
         finished = await _clock.wait_task(self._clock, task, timeout)
-        child.status = ChildStatus.STOPPED
+        child.status = status
         child.ready = False
         if not finished:
             self._abandon(child, task, reported_timeout)
@@ -1012,12 +1073,16 @@ class Supervisor:
             fresh.generation = child.generation
             fresh.restarts = child.restarts
             fresh.lifetime_restarts = child.lifetime_restarts
-            fresh.status = ChildStatus.STOPPED
+            fresh.status = child.status  # stopped, or restarting in a group restart
             self._children[child.spec.id] = fresh
+        # INFINITY never gets here, because the supervisor waits for such a child without limit.
+        if child.spec.shutdown is BRUTAL_KILL:
+            limit = "the one event-loop pass that shutdown=BRUTAL_KILL allows after cancelling it"
+        else:
+            limit = f"its shutdown time of {timeout} s"
         logger.error(
-            "child %r of supervisor %r did not stop within its shutdown time of %s s; "
-            "abandoning its task, which is still running",
-            child.spec.id, self.name, timeout,
+            "child %r of supervisor %r did not stop within %s; abandoning its task, which is still running",
+            child.spec.id, self.name, limit,
         )
         if self._listening:
             self._emit(ChildShutdownTimeout(self.name, child.spec.id, time.perf_counter_ns(), timeout or 0.0))

@@ -14,12 +14,13 @@ import asyncio
 import dataclasses
 import heapq
 import itertools
+import math
 from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from ._clock import Clock, MonotonicClock
-from ._errors import SupervisorNotRunning
+from ._errors import ChildNotFound, SupervisorNotRunning
 from ._events import ChildExited, ChildQuarantined, ChildReady, ChildStarted, ChildStopped, Event, EventStream
 from ._spec import ChildSpec
 from ._supervisor import Supervisor, current_child, track_current_child
@@ -107,8 +108,9 @@ class VirtualClock:
         Callbacks run synchronously. Tasks they wake run once the caller next yields to the
         event loop, so use ``await settle()`` or wait for an event before checking results.
         """
-        if seconds < 0:
-            raise ValueError(f"cannot move a clock backwards: seconds={seconds!r}")
+        if not 0 <= seconds < math.inf:
+            # NaN would pass a plain ``seconds < 0`` check and then run every pending timer.
+            raise ValueError(f"invalid seconds={seconds!r}: expected a finite number >= 0")
         target = self._now + seconds
         ran = 0
         while True:
@@ -219,10 +221,15 @@ class FaultInjector:
 
         The timer starts now if the child is running, otherwise at its next start, and fires
         once. At that moment the child is cancelled, so its cleanup runs, and the supervisor
-        gets ``error`` (an ``InjectedFault`` by default) as its exit reason.
+        gets ``error`` (an ``InjectedFault`` by default) as its exit reason. Raises
+        ``ValueError`` unless ``seconds`` is a finite number >= 0.
         """
-        if seconds < 0:
-            raise ValueError(f"expected seconds >= 0, got {seconds!r}")
+        if (
+            not isinstance(seconds, (int, float))
+            or isinstance(seconds, bool)
+            or not 0 <= seconds < math.inf
+        ):
+            raise ValueError(f"invalid seconds={seconds!r} for child {child_id!r}: expected a finite number >= 0")
         running = self._running.get(child_id)
         if running is None:
             self._timed_faults[child_id] = (seconds, error)
@@ -287,7 +294,8 @@ async def wait_for_generation(
 
     Returns at once if that has already happened. With ``ready=True`` it also waits until a
     generation from ``generation`` on is ready. Raises ``SupervisorNotRunning`` if the
-    supervisor stops first.
+    supervisor stops first, and ``ChildNotFound`` if the supervisor has no such child or
+    removes it while waiting, like a temporary child that exits.
     """
     if _generation_reached(supervisor, child_id, generation, ready):
         return
@@ -295,12 +303,19 @@ async def wait_for_generation(
         raise SupervisorNotRunning(
             supervisor.name, supervisor.state, f"wait for generation {generation} of", child_id
         )
+    if child_id not in supervisor._children:
+        raise ChildNotFound(supervisor.name, child_id)
     wanted = ChildReady if ready else ChildStarted
     stream = supervisor.events()
     try:
         async for event in stream:
             if isinstance(event, wanted) and event.child_id == child_id and event.generation >= generation:
                 return
+            # NOTE: a removed child never reaches the generation. The check runs after each
+            # event, so a removal that no event follows, such as delete_child() while nothing
+            # else happens, is found only at the next event.
+            if child_id not in supervisor._children:
+                raise ChildNotFound(supervisor.name, child_id)
     finally:
         stream.close()
     raise SupervisorNotRunning(supervisor.name, supervisor.state, f"wait for generation {generation} of", child_id)

@@ -139,3 +139,16 @@ def test_require_returns_attributes():
     import supervisor
 
     assert require("Supervisor", "ChildSpec") == (supervisor.Supervisor, supervisor.ChildSpec)
+
+
+def test_every_track_benchmark_has_unit():
+    """asv shows a track_ value with its unit, read from the method or its class; "unit" is asv's placeholder."""
+    from asv_runner.discovery import disc_benchmarks
+
+    benchmarks = disc_benchmarks("benchmarks")
+    units = {benchmark.name: benchmark.unit for benchmark in benchmarks if benchmark.type == "track"}
+
+    assert "overhead.InstrumentOverhead.track_probe_on_crash" in units
+    assert {name: unit for name, unit in units.items() if unit == "unit"} == {}
+    assert units["overhead.InstrumentOverhead.track_probe_on_crash"] == "ns"
+    assert units["overhead.IdleChildMemory.track_supervised_child"] == "bytes"

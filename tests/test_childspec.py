@@ -1,8 +1,10 @@
-"""Validation of child specs and supervisor options at construction time."""
+"""Validation of child specs and supervisor options at construction time, and of start at run time."""
 
 from __future__ import annotations
 
+import functools
 import math
+import types
 
 import pytest
 
@@ -10,13 +12,18 @@ from supervisor import (
     BRUTAL_KILL,
     INFINITY,
     Backoff,
+    ChildExited,
     ChildSpec,
+    ChildStartError,
     ChildType,
     InvalidChildSpec,
     Restart,
     Strategy,
     Supervisor,
 )
+from supervisor.testing import settle
+
+from conftest import EventLog
 
 
 async def idle_child() -> None:
@@ -178,6 +185,192 @@ def test_spec_accepts_backoff():
     backoff = Backoff()
     spec = make_spec(backoff=backoff)
     assert spec.backoff is backoff
+
+
+# The start callable.
+
+
+def sync_start() -> None:
+    pass
+
+
+async def async_generator_start():
+    yield
+
+
+class Service:
+    def run(self) -> None:
+        pass
+
+    async def serve(self) -> None:
+        pass
+
+    @classmethod
+    def create(cls) -> None:
+        pass
+
+
+class AsyncCallable:
+    async def __call__(self) -> None:
+        pass
+
+
+class CoroutineFactory:
+    """A synchronous callable object that returns a coroutine."""
+
+    def __call__(self):
+        return idle_child()
+
+
+class ReturnsValue:
+    """A synchronous callable object, so only a call shows that it returns no awaitable."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self, **kwargs):
+        return self.value
+
+
+class Awaitable:
+    """A class whose instances can be awaited, so the class itself is a valid start."""
+
+    def __await__(self):
+        return idle_child().__await__()
+
+
+@types.coroutine
+def generator_coroutine():
+    yield
+
+
+def self_wrapped() -> None:
+    pass
+
+
+self_wrapped.__wrapped__ = self_wrapped
+
+
+def wraps_decorator(function):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+SYNC_STARTS = {
+    "function": sync_start,
+    "bound method": Service().run,
+    "class method": Service.create,
+    "partial": functools.partial(sync_start),
+    "partial of a bound method": functools.partial(Service().run),
+    "functools.wraps wrapper": wraps_decorator(sync_start),
+    "__wrapped__ cycle": self_wrapped,
+}
+
+
+@pytest.mark.parametrize("start", list(SYNC_STARTS.values()), ids=list(SYNC_STARTS))
+def test_sync_start_rejected(start):
+    """A plain function or bound method that is not async is rejected, naming start and showing the value."""
+    with pytest.raises(InvalidChildSpec) as info:
+        make_spec(start=start)
+    assert_error_names(info.value, "start", start)
+    assert "async function (async def)" in str(info.value)
+    assert info.value.field == "start"
+
+
+def test_async_generator_start_rejected():
+    """An async generator function cannot be awaited, so it is rejected as a start."""
+    with pytest.raises(InvalidChildSpec, match="async generator function") as info:
+        make_spec(start=async_generator_start)
+    assert_error_names(info.value, "start", async_generator_start)
+
+
+ASYNC_STARTS = {
+    "async function": idle_child,
+    "async bound method": Service().serve,
+    "partial": functools.partial(idle_child),
+    "nested partial": functools.partial(functools.partial(Service().serve)),
+    "functools.wraps wrapper": wraps_decorator(idle_child),
+    "object with async __call__": AsyncCallable(),
+    "object returning a coroutine": CoroutineFactory(),
+    "awaitable class": Awaitable,
+    "types.coroutine generator": generator_coroutine,
+    "lambda returning a coroutine": lambda: idle_child(),
+}
+
+
+@pytest.mark.parametrize("start", list(ASYNC_STARTS.values()), ids=list(ASYNC_STARTS))
+def test_async_start_accepted(start):
+    """An async function, and any callable that cannot be judged before it is called, is accepted as given."""
+    spec = make_spec(start=start)
+    assert spec.start is start
+
+
+async def test_start_returning_non_awaitable_names_child(clock):
+    """A start that returns no awaitable: the exit reason names child and rule, with the TypeError as cause."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [ChildSpec("worker", ReturnsValue(42), restart="temporary")], name="sup", clock=clock, on_event=events
+    )
+
+    await supervisor.start()
+    exited = await events.wait_for(ChildExited, "worker")
+
+    reason = exited.reason
+    assert isinstance(reason, InvalidChildSpec)
+    assert reason.field == "start"
+    assert "child 'worker' of supervisor 'sup'" in str(reason)
+    assert "start must be an async function (async def)" in str(reason)
+    assert isinstance(reason.__cause__, TypeError)
+    assert "int" in str(reason.__cause__)
+    await supervisor.stop()
+
+
+async def test_signalling_start_returning_non_awaitable_fails_start(clock):
+    """A signalling child whose start returns something not awaitable: start() raises with that reason."""
+    supervisor = Supervisor(
+        [ChildSpec("worker", ReturnsValue(None), signals_ready=True)],
+        name="sup",
+        clock=clock,
+    )
+
+    with pytest.raises(ChildStartError) as info:
+        await supervisor.start()
+
+    assert isinstance(info.value.reason, InvalidChildSpec)
+    assert "child 'worker'" in str(info.value.reason)
+
+
+async def test_start_type_error_kept(clock):
+    """A TypeError from calling start with wrong arguments, or from inside the child, is kept as the reason."""
+
+    async def needs_argument(value):
+        pass
+
+    async def raises_type_error():
+        raise TypeError("bad operand")
+
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [
+            ChildSpec("missing-argument", needs_argument, restart="temporary"),
+            ChildSpec("inside", raises_type_error, restart="temporary"),
+        ],
+        clock=clock,
+        on_event=events,
+    )
+
+    await supervisor.start()
+    await settle()
+
+    reasons = {event.child_id: event.reason for event in events.select(ChildExited)}
+    assert type(reasons["missing-argument"]) is TypeError
+    assert "missing 1 required positional argument" in str(reasons["missing-argument"])
+    assert type(reasons["inside"]) is TypeError
+    assert str(reasons["inside"]) == "bad operand"
+    await supervisor.stop()
 
 
 # Supervisor options.

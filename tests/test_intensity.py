@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
 
 import pytest
 
@@ -10,6 +11,7 @@ from supervisor import (
     ChildExited,
     ChildReady,
     ChildSpec,
+    ChildStarted,
     IntensityExceeded,
     RestartIntensityExceeded,
     Supervisor,
@@ -168,6 +170,44 @@ async def test_permanent_normal_returns_count_toward_intensity(clock, probe):
 
     assert info.value.offender == "a"
     assert info.value.reason is None
+    assert info.value.__cause__ is None
+
+
+async def test_intensity_error_chains_last_reason(clock, probe):
+    """The intensity error has the offender's last exit reason as __cause__, so a traceback shows both."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], max_restarts=0, clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    error = RuntimeError("disk full")
+
+    probe.crash("a", error)
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await supervisor.wait()
+
+    assert info.value.__cause__ is error
+    printed = "".join(traceback.format_exception(info.value))
+    assert "RuntimeError: disk full" in printed
+    assert "direct cause of the following exception" in printed
+
+
+async def test_intensity_error_during_start_keeps_cause(clock, probe):
+    """A breach while start() waits for a later child: start() raises the intensity error with its cause."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b", signals_ready=True)], max_restarts=0, clock=clock, on_event=events
+    )
+    probe.hold_ready("b")
+    starting = asyncio.create_task(supervisor.start())
+    await events.wait_for(ChildStarted, "b")
+    error = RuntimeError("disk full")
+
+    probe.crash("a", error)
+    with pytest.raises(RestartIntensityExceeded) as info:
+        await starting
+
+    assert info.value.offender == "a"
+    assert info.value.__cause__ is error
+    assert supervisor.state == "failed"
 
 
 async def test_one_for_all_group_restart_counts_once(clock, probe):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -11,6 +12,7 @@ from supervisor import (
     INFINITY,
     ChildReady,
     ChildExited,
+    ChildRestarting,
     ChildShutdownTimeout,
     ChildSpec,
     ChildStopped,
@@ -118,6 +120,43 @@ async def test_brutal_kill_does_not_wait(clock, probe):
     assert clock.now() == 0
     assert events.count(ChildShutdownTimeout, "a") == 1
     assert events.select(ChildStopped, "a")[0].timed_out is True
+    probe.release("a")
+
+
+async def test_brutal_kill_abandon_log_names_brutal_kill(clock, probe, supervisor_logs):
+    """A child that survives BRUTAL_KILL is logged as such, not as missing a shutdown time of 0.0 s."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.stubborn_spec("a", shutdown=BRUTAL_KILL)], name="sup", clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+
+    await supervisor.stop()
+
+    [message] = [record.getMessage() for record in supervisor_logs.records if "abandoning" in record.getMessage()]
+    assert "child 'a' of supervisor 'sup'" in message
+    assert "BRUTAL_KILL" in message
+    assert "0.0 s" not in message
+    assert events.select(ChildShutdownTimeout, "a")[0].timeout == 0.0
+    probe.release("a")
+
+
+async def test_timed_shutdown_abandon_log_shows_time(clock, probe, supervisor_logs):
+    """A child that outlives a shutdown time in seconds is logged with that time."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.stubborn_spec("a", shutdown=1.5)], name="sup", clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+
+    stopping = asyncio.create_task(supervisor.stop())
+    await settle()
+    clock.advance(1.5)
+    await stopping
+
+    [message] = [record.getMessage() for record in supervisor_logs.records if "abandoning" in record.getMessage()]
+    assert "shutdown time of 1.5 s" in message
+    assert "BRUTAL_KILL" not in message
     probe.release("a")
 
 
@@ -293,3 +332,59 @@ async def test_cancelling_run_stops_children(clock, probe):
 
     assert probe.actions("stop") == ["b", "a"]
     assert supervisor.state == "stopped"
+
+
+def stop_causes(events: EventLog) -> list[tuple[str, str]]:
+    return sorted((event.child_id, event.cause) for event in events.select(ChildStopped))
+
+
+@pytest.mark.parametrize("first", ["children", "control task"])
+async def test_loop_teardown_order_stops_children(clock, probe, supervisor_logs, first):
+    """All tasks cancelled at once, as at the end of asyncio.run(): in either order the children stop, not crash."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b")], strategy="one_for_all", name="sup", clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+    children = [info.task for info in supervisor.which_children()]
+    [control] = asyncio.all_tasks() - {asyncio.current_task(), *children}
+
+    # Tasks resume in the order they were cancelled in.
+    order = [*children, control] if first == "children" else [control, *children]
+    for task in order:
+        task.cancel()
+    await asyncio.gather(*order, return_exceptions=True)
+
+    assert events.count(ChildExited) == 0
+    assert events.count(ChildRestarting) == 0
+    assert stop_causes(events) == [("a", "shutdown"), ("b", "shutdown")]
+    assert [event.reason for event in events.select(SupervisorStopped)] == [None]
+    assert supervisor.state == "stopped"
+    assert [str(info.status) for info in supervisor.which_children()] == ["stopped", "stopped"]
+    assert probe.starts == {"a": 1, "b": 1}
+    assert [record.getMessage() for record in supervisor_logs.records if record.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("strategy", ["one_for_one", "one_for_all", "rest_for_one"])
+def test_main_returning_while_running_is_quiet(strategy, probe, supervisor_logs):
+    """The main coroutine of asyncio.run() returns without stop(): the children are stopped, with no ERROR log."""
+    events = EventLog()
+    loop_errors = []
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b"), probe.spec("c")], strategy=strategy, name="sup", on_event=events
+    )
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: loop_errors.append(context))
+        await start_all(supervisor, events)
+
+    with asyncio.Runner() as runner:
+        runner.run(main())
+
+    assert events.count(ChildExited) == 0
+    assert events.count(ChildRestarting) == 0
+    assert stop_causes(events) == [("a", "shutdown"), ("b", "shutdown"), ("c", "shutdown")]
+    assert supervisor.state == "stopped"
+    assert probe.starts == {"a": 1, "b": 1, "c": 1}
+    assert [record.getMessage() for record in supervisor_logs.records if record.levelno >= logging.ERROR] == []
+    assert loop_errors == []

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from supervisor import ChildExited, ChildReady, ChildStarted, ChildStopped, Supervisor, SupervisorStopped
+from supervisor import (
+    Backoff,
+    ChildExited,
+    ChildReady,
+    ChildRestarting,
+    ChildStarted,
+    ChildStopped,
+    Supervisor,
+    SupervisorStopped,
+)
 
 from supervisor.testing import settle
 
@@ -290,3 +299,128 @@ async def test_rest_for_one_temporary_exit_restarts_nothing(probe):
     assert probe.log == [("crash", "t")]
     assert [info.id for info in supervisor.which_children()] == ["a", "c"]
     await supervisor.stop()
+
+
+def statuses(supervisor: Supervisor) -> dict[str, str]:
+    return {info.id: str(info.status) for info in supervisor.which_children()}
+
+
+async def test_one_for_all_stopped_siblings_show_restarting(clock, probe):
+    """During a one_for_all restart, children to be started again show restarting, a temporary one stopped."""
+    events = EventLog(clock)
+    at_stop = []
+
+    def on_event(event):
+        events(event)
+        if isinstance(event, ChildStopped):
+            at_stop.append((event.child_id, event.cause, statuses(supervisor)))
+
+    backoff = Backoff(initial=1.0, maximum=1.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("t", restart="temporary"), probe.spec("c")],
+        strategy="one_for_all",
+        clock=clock,
+        on_event=on_event,
+    )
+    await start_all(supervisor, events)
+
+    probe.crash("a")
+    await events.wait_for(ChildRestarting, "a")
+    await settle()
+
+    assert at_stop == [
+        ("c", "group_restart", {"a": "restarting", "t": "running", "c": "restarting"}),
+        ("t", "group_restart", {"a": "restarting", "t": "stopped", "c": "restarting"}),
+    ]
+    assert statuses(supervisor) == {"a": "restarting", "t": "stopped", "c": "restarting"}
+
+    clock.advance(1.0)
+    await events.wait_for(ChildReady, "c", count=2)
+
+    assert statuses(supervisor) == {"a": "running", "c": "running"}
+    await supervisor.stop()
+
+
+async def test_rest_for_one_stopped_siblings_show_restarting(clock, probe):
+    """During a rest_for_one restart, the children from the failed one on show restarting, the others running."""
+    events = EventLog(clock)
+    backoff = Backoff(initial=1.0, maximum=1.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b", backoff=backoff), probe.spec("c")],
+        strategy="rest_for_one",
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+
+    probe.crash("b")
+    await events.wait_for(ChildRestarting, "b")
+    await settle()
+
+    assert statuses(supervisor) == {"a": "running", "b": "restarting", "c": "restarting"}
+    assert [(event.child_id, event.cause) for event in events.select(ChildStopped)] == [("c", "group_restart")]
+
+    clock.advance(1.0)
+    await events.wait_for(ChildReady, "c", count=2)
+
+    assert statuses(supervisor) == {"a": "running", "b": "running", "c": "running"}
+    await supervisor.stop()
+
+
+async def test_stop_during_group_restart_lists_stopped(clock, probe):
+    """stop() while a group restart waits for its backoff delay: the children to be restarted end as stopped."""
+    events = EventLog(clock)
+    backoff = Backoff(initial=1.0, maximum=1.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("b")], strategy="one_for_all", clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+    probe.crash("a")
+    await events.wait_for(ChildRestarting, "a")
+    await settle()
+
+    await supervisor.stop()
+
+    assert statuses(supervisor) == {"a": "stopped", "b": "stopped"}
+    assert probe.starts == {"a": 1, "b": 1}
+
+
+async def test_group_restart_abandoned_sibling_shows_restarting(clock, probe):
+    """A sibling abandoned after its shutdown time in a group restart: its fresh record is listed as restarting."""
+    events = EventLog(clock)
+    at_stop = {}
+
+    def on_event(event):
+        events(event)
+        if isinstance(event, ChildStopped):
+            at_stop[event.child_id] = statuses(supervisor)
+
+    backoff = Backoff(initial=1.0, maximum=1.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.stubborn_spec("s", shutdown=2.0)],
+        strategy="one_for_all",
+        clock=clock,
+        on_event=on_event,
+    )
+    await start_all(supervisor, events)
+
+    probe.crash("a")
+    await settle()
+    clock.advance(2.0)
+    stopped = await events.wait_for(ChildStopped, "s")
+    await settle()
+
+    assert stopped.timed_out is True
+    assert at_stop["s"] == {"a": "restarting", "s": "restarting"}
+    assert statuses(supervisor) == {"a": "restarting", "s": "restarting"}
+    probe.release("s")  # the abandoned first generation returns
+
+    clock.advance(1.0)
+    await events.wait_for(ChildReady, "s", count=2)
+
+    assert statuses(supervisor) == {"a": "running", "s": "running"}
+    stopping = asyncio.create_task(supervisor.stop())
+    await settle()
+    clock.advance(2.0)
+    await stopping
+    probe.release("s")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
-from supervisor import ChildExited, ChildReady, ChildSpec, Supervisor, SupervisorNotRunning
+from supervisor import ChildExited, ChildNotFound, ChildReady, ChildSpec, Supervisor, SupervisorNotRunning
 from supervisor.testing import (
     FailureTrap,
     FaultInjector,
     InjectedFault,
     UnexpectedFailure,
+    VirtualClock,
     settle,
     wait_for_generation,
 )
@@ -70,6 +72,34 @@ async def test_wait_for_generation_raises_when_supervisor_stops(clock, probe):
         await wait_for_generation(supervisor, "a", 5)
 
 
+async def test_wait_for_generation_unknown_child_raises(clock, probe):
+    """A child id the supervisor does not have: the wait raises ChildNotFound at once, naming id and supervisor."""
+    supervisor = Supervisor([probe.spec("a")], name="sup", clock=clock)
+    await supervisor.start()
+
+    with pytest.raises(ChildNotFound, match=r"supervisor 'sup' has no child with id 'b'"):
+        await wait_for_generation(supervisor, "b", 1)
+    with pytest.raises(ChildNotFound):
+        await wait_for_generation(supervisor, "b", 1, ready=True)
+    await supervisor.stop()
+
+
+async def test_wait_for_generation_removed_child_raises(clock, probe):
+    """A temporary child that exits while waited for is removed: the wait raises ChildNotFound."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("t", restart="temporary")], name="sup", clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    waiting = asyncio.create_task(wait_for_generation(supervisor, "t", 2))
+    await settle()
+
+    probe.crash("t")
+
+    with pytest.raises(ChildNotFound, match=r"no child with id 't'"):
+        await waiting
+    assert supervisor.state == "running"
+    await supervisor.stop()
+
+
 async def test_fault_injector_fails_chosen_starts(clock):
     """fail_on_start(): only the listed starts of that child fail, with InjectedFault."""
     events = EventLog(clock)
@@ -116,6 +146,32 @@ def test_fault_injector_rejects_bad_start_numbers():
         faults.fail_on_start("a", 0)
     with pytest.raises(ValueError, match="counted from 1"):
         faults.fail_on_start("a")
+
+
+@pytest.mark.parametrize("seconds", [math.nan, math.inf, -math.inf, -1.0, "1", None, True])
+def test_fault_injector_rejects_bad_seconds(seconds):
+    """fail_after() takes a finite number of seconds >= 0; the error names the parameter and shows the value."""
+    faults = FaultInjector(VirtualClock())
+
+    with pytest.raises(ValueError) as raised:
+        faults.fail_after("a", seconds)
+
+    assert f"seconds={seconds!r}" in str(raised.value)
+    assert "'a'" in str(raised.value)
+
+
+@pytest.mark.parametrize("seconds", [math.nan, math.inf, -1.0])
+def test_virtual_clock_rejects_bad_advance(seconds):
+    """advance() takes a finite number >= 0, and a rejected value runs no pending timer."""
+    clock = VirtualClock()
+    fired = []
+    clock.call_later(10.0, fired.append, "timer")
+
+    with pytest.raises(ValueError, match=r"invalid seconds="):
+        clock.advance(seconds)
+
+    assert fired == []
+    assert clock.now() == 0.0
 
 
 async def test_failure_trap_quiet_passes(clock, probe):
