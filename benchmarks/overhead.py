@@ -144,6 +144,8 @@ class InstrumentOverhead:
     timings run in setup_cache, once per asv run, in about a second.
     """
 
+    # NOTE: asv formats only "seconds" and "bytes", so asv compare and asv show print these
+    # nanosecond values as bare numbers. The unit "seconds" would need values in seconds.
     unit = "ns"
     timeout = 120
     version = 1
