@@ -60,9 +60,11 @@ every ``Event``) and ``name``.
 Start order is readiness order: each child starts only once the previous one is ready, and a
 group restart (``one_for_all``, ``rest_for_one``) stops the affected children in reverse order,
 then starts them in order. A one_for_one restart happens inside the child's own task, with no
-extra pass through the event loop. NOTE: so a child that fails at once on every start, with
-no backoff, holds the event loop until the intensity limit stops it; give such a child a
-``Backoff``.
+extra pass through the event loop. Two consequences: context variables that a generation set
+are still set for the next one (a group restart starts fresh tasks), and a child that fails
+at once on every start, with no backoff, holds the event loop until the intensity limit stops
+it (NOTE: with a ``max_seconds`` too short for the limit ever to trip, that is for good);
+give such a child a ``Backoff``.
 
 Restart policy. When a child exits and its restart type calls for a restart, the supervisor
 checks, in this order: (1) the child's ``max_lifetime_restarts``; (2) in a

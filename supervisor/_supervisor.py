@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
+import inspect
 import itertools
 import logging
 import math
@@ -258,6 +259,12 @@ def _check_options(
         raise InvalidChildSpec("clock", clock, "expected an object with now() and call_later()")
     if on_event is not None and not callable(on_event):
         raise InvalidChildSpec("on_event", on_event, "expected a callable or None")
+    if inspect.iscoroutinefunction(on_event):
+        raise InvalidChildSpec(
+            "on_event", on_event,
+            "expected a plain function: it is called on the restart path and never awaited; "
+            "use events() to consume events in async code",
+        )
     return strategy, auto_shutdown
 
 
@@ -473,11 +480,16 @@ class Supervisor:
             await self.stop()
         finally:
             host, self._host = self._host, None
-        if self._failure is not None:
+        failure = self._failure
+        if failure is not None:
             if self._host_cancelled and host is not None:
                 self._host_cancelled = False
                 host.uncancel()
-            raise self._failure
+            if exc is not None and not isinstance(exc, asyncio.CancelledError) and exc is not failure:
+                # The body's own error becomes the failure's __context__, which a traceback
+                # hides behind its __cause__, so a note names it.
+                failure.add_note(f"the body of async with raised {exc!r} while the supervisor failed")
+            raise failure
         return False
 
     async def _stop_and_wait(self) -> None:
@@ -583,6 +595,25 @@ class Supervisor:
             child.ready_waiter = None
 
     async def _child_main(self, child: _Child) -> None:
+        try:
+            await self._child_loop(child)
+        except Exception as error:
+            # The child's own exceptions are handled inside the loop, so this is a failure of
+            # the supervisor itself on the restart path, for example a clock that raised.
+            # The child can no longer be supervised, so the supervisor fails instead of
+            # listing a child that nothing restarts any more.
+            child.status = ChildStatus.EXITED
+            child.ready = False
+            logger.error(
+                "supervisor %r failed while handling child %r; stopping all children",
+                self.name, child.spec.id, exc_info=error,
+            )
+            if self._failure is None:
+                self._failure = error
+            self._fail_waiter(child, error)
+            self._request_stop()
+
+    async def _child_loop(self, child: _Child) -> None:
         # The whole life of a child, restarts included, runs in this one task. A one_for_one
         # restart re-enters the loop right after the exception is caught, so the replacement
         # starts with no extra pass through the event loop.
@@ -973,17 +1004,25 @@ class Supervisor:
             if self._stopping:
                 return
             # A child abandoned after its shutdown time was replaced by a fresh record.
-            child = self._children.get(stopped.spec.id, stopped)
+            child = self._children.get(stopped.spec.id)
+            if child is None:
+                continue  # deleted while this restart ran
             if child.spec.restart is Restart.TEMPORARY:
                 # Temporary children are never restarted, even when a sibling's restart
                 # stopped them.
-                if self._children.get(child.spec.id) is child:
+                if child.task is None or child.task.done():
                     del self._children[child.spec.id]
+                continue
+            if child.status is not ChildStatus.RESTARTING:
+                # Terminated, or deleted and added again, while this restart ran: the
+                # management call wins, as if OTP had handled it after the restart.
                 continue
             child.restarts += 1
             try:
                 await self._launch(child)
             except ChildStartError as error:
+                if child.stopping:
+                    continue  # terminated while it started: it stays down
                 self._pending.append((child, child.generation, error.reason))
                 return
 
@@ -992,6 +1031,15 @@ class Supervisor:
         # will start it again.
         task = self._cancel_child(child, status)
         if task is None:
+            return
+        if task is asyncio.current_task():
+            # The child stops itself (terminate_child() from its own code). Nothing can wait
+            # for a task from inside it, so the stop is recorded now; the cancellation ends
+            # the task at its next await.
+            child.status = status
+            child.ready = False
+            if self._listening:
+                self._emit(ChildStopped(self.name, child.spec.id, time.perf_counter_ns(), cause, False, None))
             return
         timeout = self._shutdown_timeout(child)
         if timeout != 0.0:
@@ -1206,10 +1254,17 @@ class Supervisor:
     # ------------------------------------------------------------------ events and logging
 
     def events(self) -> EventStream:
-        """Subscribe to events; the stream ends after the supervisor stops."""
+        """Subscribe to events; the stream ends after the supervisor stops.
+
+        Subscribe before ``start()`` to see a whole run; a stream taken after the supervisor
+        has stopped or failed is already at its end. A stream buffers every event until it is
+        read, so one left before its end should be closed: ``close()``, or ``async with``.
+        """
         stream = EventStream(self._unsubscribe)
         self._streams.append(stream)
         self._listening = True
+        if self._state in ("stopped", "failed"):
+            stream.close()
         return stream
 
     def _unsubscribe(self, stream: EventStream) -> None:

@@ -15,6 +15,7 @@ from supervisor import (
     ChildStarted,
     ChildStopped,
     Event,
+    InvalidChildSpec,
     Supervisor,
     SupervisorStopped,
 )
@@ -203,3 +204,25 @@ async def test_failing_callback_does_not_break_restart(clock, probe):
     assert isinstance(loop_errors[0]["exception"], ValueError)
     assert probe.starts["a"] == 2
     await supervisor.stop()
+
+
+async def test_events_after_stop_end_at_once(probe):
+    """A stream taken after the supervisor stopped is at its end instead of waiting forever."""
+    supervisor = Supervisor([probe.spec("a")])
+    await supervisor.start()
+    await supervisor.stop()
+
+    received = [event async for event in supervisor.events()]
+
+    assert received == []
+
+
+async def test_async_on_event_rejected():
+    """An async on_event would never be awaited, so the supervisor refuses it, naming the field."""
+
+    async def on_event(event):
+        pass
+
+    with pytest.raises(InvalidChildSpec, match="on_event") as info:
+        Supervisor([], on_event=on_event)
+    assert "events()" in str(info.value)

@@ -376,6 +376,26 @@ async def test_async_with_breach_interrupts_body(clock, probe):
     assert asyncio.current_task().cancelling() == 0
 
 
+async def test_async_with_body_error_named_beside_breach(clock, probe):
+    """A body that raises its own error while being interrupted: the failure is raised and names that error."""
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], max_restarts=0, clock=clock, on_event=events)
+
+    with pytest.raises(RestartIntensityExceeded) as info:
+        async with supervisor:
+            await events.wait_for(ChildReady, "a")
+            probe.crash("a")
+            try:
+                await asyncio.get_running_loop().create_future()
+            finally:
+                raise KeyError("cleanup failed")
+
+    assert isinstance(info.value.__context__, KeyError)
+    assert info.value.__notes__ == [
+        "the body of async with raised KeyError('cleanup failed') while the supervisor failed"
+    ]
+
+
 async def test_async_with_breach_during_start_raises_failure():
     """A breach while ``async with`` is still starting: the failure is raised, the caller is not left cancelled."""
 

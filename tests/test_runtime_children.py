@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from supervisor import (
@@ -243,3 +245,51 @@ async def test_restarted_supervisor_forgets_added_children(clock, probe):
 
     assert [info.id for info in supervisor.which_children()] == ["a"]
     await supervisor.stop()
+
+
+async def test_child_terminating_itself_is_recorded_stopped(clock):
+    """terminate_child() from the child's own code stops it, with a ChildStopped and status stopped."""
+    events = EventLog(clock)
+    supervisor = Supervisor([], clock=clock, on_event=events)
+
+    async def quitter(*, task_status):
+        task_status.started()
+        await task_status.supervisor.terminate_child("me")
+        await asyncio.sleep(0)  # the cancellation arrives at this await
+        raise AssertionError("the child ran on after terminating itself")
+
+    await supervisor.start()
+    await supervisor.start_child(ChildSpec("me", quitter, signals_ready=True))
+    stopped = await events.wait_for(ChildStopped, "me")
+    await settle()
+
+    assert stopped.cause == "terminate"
+    assert [(info.id, str(info.status)) for info in supervisor.which_children()] == [("me", "stopped")]
+    assert supervisor.count_children()["active"] == 0
+    assert events.count(ChildExited, "me") == 0
+    await supervisor.stop()
+
+
+async def test_broken_clock_fails_the_supervisor(clock, probe):
+    """An error of the supervisor's own on the restart path (here its clock) fails it instead of orphaning the child."""
+
+    class BrokenClock(type(clock)):
+        broken = False
+
+        def now(self):
+            if self.broken:
+                raise RuntimeError("clock broke")
+            return super().now()
+
+    broken_clock = BrokenClock()
+    events = EventLog(broken_clock)
+    supervisor = Supervisor([probe.spec("a"), probe.spec("b")], clock=broken_clock, on_event=events)
+    await start_all(supervisor, events)
+
+    broken_clock.broken = True
+    probe.crash("a")
+
+    with pytest.raises(RuntimeError, match="clock broke"):
+        await supervisor.wait()
+    assert supervisor.state == "failed"
+    assert probe.actions("stop") == ["b"]

@@ -9,6 +9,7 @@ from supervisor import (
     ChildExited,
     ChildReady,
     ChildRestarting,
+    ChildSpec,
     ChildStarted,
     ChildStopped,
     Supervisor,
@@ -424,3 +425,100 @@ async def test_group_restart_abandoned_sibling_shows_restarting(clock, probe):
     clock.advance(2.0)
     await stopping
     probe.release("s")
+
+
+async def _group_restart_in_backoff(clock, probe, events):
+    # a, b, c under one_for_all; a crashes and its 1 s backoff holds the group restart, with
+    # every child stopped and listed as restarting.
+    backoff = Backoff(initial=1.0, maximum=1.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("b"), probe.spec("c")],
+        strategy="one_for_all",
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.crash("a")
+    await events.wait_for(ChildRestarting, "a")
+    await settle()
+    assert statuses(supervisor) == {"a": "restarting", "b": "restarting", "c": "restarting"}
+    return supervisor
+
+
+async def test_delete_during_group_restart_is_not_restarted(clock, probe):
+    """A child deleted while a group restart is pending is not started again; its siblings are."""
+    events = EventLog(clock)
+    supervisor = await _group_restart_in_backoff(clock, probe, events)
+
+    supervisor.delete_child("b")
+    clock.advance(1.0)
+    await events.wait_for(ChildReady, "c", count=2)
+    await settle()
+
+    assert statuses(supervisor) == {"a": "running", "c": "running"}
+    assert events.count(ChildStarted, "b") == 1
+    assert probe.starts["b"] == 1
+    await supervisor.stop()
+
+
+async def test_terminate_during_group_restart_keeps_child_down(clock, probe):
+    """A child terminated while a group restart is pending stays stopped until restart_child()."""
+    events = EventLog(clock)
+    supervisor = await _group_restart_in_backoff(clock, probe, events)
+
+    await supervisor.terminate_child("b")
+    clock.advance(1.0)
+    await events.wait_for(ChildReady, "c", count=2)
+    await settle()
+
+    assert statuses(supervisor) == {"a": "running", "b": "stopped", "c": "running"}
+    assert events.count(ChildStarted, "b") == 1
+    assert events.count(ChildRestarting, "a") == 1
+
+    await supervisor.restart_child("b")
+    assert statuses(supervisor) == {"a": "running", "b": "running", "c": "running"}
+    await supervisor.stop()
+
+
+async def test_terminate_starting_child_during_group_restart(clock):
+    """Terminating a child that a group restart is starting stops it, counts no restart and starts the rest."""
+    events = EventLog(clock)
+    crash = asyncio.Event()
+
+    async def slow_ready(*, task_status):
+        await clock.sleep(1.0)
+        task_status.started()
+        await asyncio.Event().wait()
+
+    async def crasher(*, task_status):
+        task_status.started()
+        if crash.is_set():
+            await asyncio.Event().wait()  # the restarted generation stays up
+        await crash.wait()
+        raise RuntimeError("crash")
+
+    supervisor = Supervisor(
+        [
+            ChildSpec("a", slow_ready, signals_ready=True),
+            ChildSpec("b", slow_ready, signals_ready=True),
+            ChildSpec("c", crasher, signals_ready=True),
+        ],
+        strategy="one_for_all",
+        clock=clock,
+        on_event=events,
+    )
+    starting = asyncio.ensure_future(supervisor.start())
+    await clock.advance_and_settle(1.0)
+    await clock.advance_and_settle(1.0)
+    await starting
+
+    crash.set()
+    await events.wait_for(ChildStarted, "a", count=2)
+    await supervisor.terminate_child("a")
+    await events.wait_for(ChildStarted, "b", count=2)
+    await clock.advance_and_settle(1.0)
+    await events.wait_for(ChildReady, "c", count=2)
+
+    assert statuses(supervisor) == {"a": "stopped", "b": "running", "c": "running"}
+    assert events.count(ChildRestarting) == 1
+    await supervisor.stop()
