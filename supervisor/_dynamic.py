@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from ._clock import Clock
 from ._errors import InvalidChildSpec, TooManyChildren
 from ._events import Event
-from ._spec import ChildSpec
+from ._spec import ChildSpec, _to_finite_float
 from ._supervisor import Supervisor
 
 __all__ = ["DynamicSupervisor"]
@@ -75,12 +74,9 @@ class DynamicSupervisor(Supervisor):
             not isinstance(child_max_restarts, int) or isinstance(child_max_restarts, bool) or child_max_restarts < 0
         ):
             raise InvalidChildSpec("child_max_restarts", child_max_restarts, "expected an integer >= 0 or None")
-        if (
-            not isinstance(child_max_seconds, (int, float))
-            or isinstance(child_max_seconds, bool)
-            or not 0 < child_max_seconds < math.inf
-        ):
-            raise InvalidChildSpec("child_max_seconds", child_max_seconds, "expected a finite number of seconds > 0")
+        rule = "expected a finite number of seconds > 0"
+        if _to_finite_float("child_max_seconds", child_max_seconds, rule) <= 0:
+            raise InvalidChildSpec("child_max_seconds", child_max_seconds, rule)
 
         self._template = template
         self._max_children = max_children
@@ -114,8 +110,20 @@ class DynamicSupervisor(Supervisor):
         Waits until the child is ready, as ``Supervisor.start_child()`` does. Raises
         ``TooManyChildren`` at ``max_children``, ``ChildStartError`` if the child fails before
         it is ready (it is then removed), and ``SupervisorNotRunning`` unless the supervisor
-        is starting or running.
+        is starting or running. Raises ``InvalidChildSpec`` if a positional argument is a
+        ``ChildSpec``, because this method builds each child's spec from the template.
         """
+        # Supervisor.start_child() takes a spec, so passing one here is an easy mistake, and
+        # the template's start would otherwise receive it as a plain argument.
+        for index, argument in enumerate(args):
+            if isinstance(argument, ChildSpec):
+                raise InvalidChildSpec(
+                    f"args[{index}]",
+                    argument,
+                    "DynamicSupervisor.start_child() takes extra arguments for the template's "
+                    "start, not a spec. Start a different spec with Supervisor.start_child(spec), "
+                    "or pass a ChildSpec meant for the template's start as a keyword argument",
+                )
         child_id = next(self._ids)
         self._require_running("start", child_id)
         if self._max_children is not None and len(self._children) >= self._max_children:

@@ -138,13 +138,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _to_finite_float(field_name: str, value: Any, expected: str) -> float:
+    """Convert an int or float (not a bool) to a finite float, or raise InvalidChildSpec.
+
+    ``expected`` is the rule the error message states. An int beyond the float range (about
+    1.8e308) is rejected here, where ``float()`` and ``math.isfinite()`` would raise
+    ``OverflowError``.
+    """
+    if not _is_number(value):
+        raise InvalidChildSpec(field_name, value, expected)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidChildSpec(field_name, value, f"{expected}, but this integer is too large for a float") from None
+    if not math.isfinite(number):
+        raise InvalidChildSpec(field_name, value, expected)
+    return number
+
+
 def _check_seconds(field_name: str, value: Any, *, allow_zero: bool) -> float:
-    if not _is_number(value) or not math.isfinite(value):
-        raise InvalidChildSpec(field_name, value, "expected a finite number of seconds")
-    if value < 0 or (value == 0 and not allow_zero):
+    seconds = _to_finite_float(field_name, value, "expected a finite number of seconds")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
         raise InvalidChildSpec(field_name, value, f"expected {bound} seconds")
-    return float(value)
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +171,13 @@ class Backoff:
     The n-th consecutive restart of a child waits ``initial * multiplier ** (n - 1)`` seconds,
     capped at ``maximum``, then scaled by a random factor in ``[1 - jitter, 1 + jitter]`` and
     capped at ``maximum`` again. A child that stayed ready for at least ``reset_after`` seconds
-    before it exited starts again from ``initial``. ``seed`` makes the jitter repeatable.
+    before it exited starts again from ``initial``. The numbers are stored as floats.
+
+    ``seed`` (an int, or ``None`` for unrepeatable jitter) makes the jitter repeatable:
+    ``new_random()`` gives each child a ``random.Random(seed)`` of its own, so every child and
+    every supervisor run that uses this Backoff draws the same sequence of jitter factors.
+    Children that share a seeded Backoff therefore also restart in step. Give each child its
+    own seed to spread their restarts.
     """
 
     initial: float = 0.1
@@ -164,32 +187,85 @@ class Backoff:
     reset_after: float = 60.0
     seed: int | None = None
     _random: random.Random = field(init=False, repr=False, compare=False)
+    # The exponent from which ``initial * multiplier ** exponent`` reaches ``maximum``.
+    _exponent_at_maximum: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_seconds("backoff.initial", self.initial, allow_zero=False)
-        _check_seconds("backoff.maximum", self.maximum, allow_zero=False)
-        if self.maximum < self.initial:
+        set_field = object.__setattr__
+
+        initial = _check_seconds("backoff.initial", self.initial, allow_zero=False)
+        maximum = _check_seconds("backoff.maximum", self.maximum, allow_zero=False)
+        if maximum < initial:
             raise InvalidChildSpec(
                 "backoff.maximum", self.maximum, f"must not be less than initial={self.initial!r}"
             )
-        if not _is_number(self.multiplier) or not 1 <= self.multiplier < math.inf:
+        multiplier = _to_finite_float("backoff.multiplier", self.multiplier, "expected a finite number >= 1")
+        if multiplier < 1:
             raise InvalidChildSpec("backoff.multiplier", self.multiplier, "expected a finite number >= 1")
-        if not _is_number(self.jitter) or not 0 <= self.jitter <= 1:
+        jitter = _to_finite_float("backoff.jitter", self.jitter, "expected a number from 0 to 1")
+        if not 0 <= jitter <= 1:
             raise InvalidChildSpec("backoff.jitter", self.jitter, "expected a number from 0 to 1")
-        _check_seconds("backoff.reset_after", self.reset_after, allow_zero=True)
-        object.__setattr__(self, "_random", random.Random(self.seed))
+        reset_after = _check_seconds("backoff.reset_after", self.reset_after, allow_zero=True)
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
+            raise InvalidChildSpec("backoff.seed", self.seed, "expected an integer or None")
 
-    def delay(self, attempt: int) -> float:
-        """Return the delay in seconds before consecutive restart number ``attempt`` (from 1)."""
-        exponent = attempt - 1
-        if self.multiplier > 1:
-            # Past the exponent that reaches the cap it no longer matters; bounding it
-            # avoids float overflow for long crash loops.
-            exponent = min(exponent, math.ceil(math.log(self.maximum / self.initial, self.multiplier)) + 1)
-        base = min(self.maximum, self.initial * self.multiplier**exponent)
+        set_field(self, "initial", initial)
+        set_field(self, "maximum", maximum)
+        set_field(self, "multiplier", multiplier)
+        set_field(self, "jitter", jitter)
+        set_field(self, "reset_after", reset_after)
+        set_field(self, "_random", random.Random(self.seed))
+        # Logs instead of maximum / initial, which overflows to inf for initial=1e-300 and
+        # maximum=1e10. Both logs are finite and log(multiplier) is at least about 2.2e-16,
+        # so the quotient is finite too (at most about 6.6e18).
+        if multiplier > 1:
+            exponent_at_maximum = (math.log(maximum) - math.log(initial)) / math.log(multiplier)
+        else:
+            exponent_at_maximum = math.inf
+        set_field(self, "_exponent_at_maximum", exponent_at_maximum)
+
+    def new_random(self) -> random.Random:
+        """Create the jitter source for one child, to pass to every ``delay()`` call for it.
+
+        With a seed and jitter this is a new ``random.Random(seed)``, so each child repeats
+        the same jitter sequence. Otherwise it returns this Backoff's own generator, so no
+        child allocates one when nothing needs to repeat.
+        """
+        if self.seed is not None and self.jitter:
+            return random.Random(self.seed)
+        return self._random
+
+    def delay(self, attempt: int, jitter_source: random.Random | None = None) -> float:
+        """Return the delay in seconds before consecutive restart number ``attempt`` (from 1).
+
+        The jitter factor is drawn from ``jitter_source`` (see ``new_random()``), or by default
+        from a generator that this Backoff creates once and shares between all its callers.
+        Raises ``ValueError`` if ``attempt`` is less than 1.
+        """
+        if attempt < 1:
+            raise ValueError(f"attempt must be 1 or more, got {attempt!r}")
+        base = self._exponential_delay(attempt - 1)
         if self.jitter:
-            base *= 1.0 + self._random.uniform(-self.jitter, self.jitter)
+            source = self._random if jitter_source is None else jitter_source
+            # Near the float limit a factor above 1 overflows the product to inf, and min()
+            # then returns maximum.
+            base *= 1.0 + source.uniform(-self.jitter, self.jitter)
         return min(self.maximum, base)
+
+    def _exponential_delay(self, exponent: int) -> float:
+        # Comparing first keeps a long crash loop (a huge exponent) away from the power.
+        if exponent == 0 or self.multiplier == 1:
+            return self.initial
+        if exponent >= self._exponent_at_maximum:
+            return self.maximum
+        try:
+            return min(self.maximum, self.initial * self.multiplier**exponent)
+        except OverflowError:
+            # multiplier ** exponent alone can exceed the float range while the product with
+            # a tiny initial stays below maximum (initial=1e-300, multiplier=10, exponent=309).
+            # Here exponent < _exponent_at_maximum, so this sum is below log(maximum).
+            logarithm = math.log(self.initial) + exponent * math.log(self.multiplier)
+            return min(self.maximum, math.exp(logarithm))
 
 
 @dataclass(frozen=True, slots=True)

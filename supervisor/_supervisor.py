@@ -10,6 +10,7 @@ import itertools
 import logging
 import math
 import opcode
+import random
 import sys
 import time
 from collections import deque
@@ -43,7 +44,7 @@ from ._events import (
     IntensityExceeded,
     SupervisorStopped,
 )
-from ._spec import BRUTAL_KILL, INFINITY, ChildSpec, ChildType, Restart, Strategy, _to_enum
+from ._spec import BRUTAL_KILL, INFINITY, ChildSpec, ChildType, Restart, Strategy, _to_enum, _to_finite_float
 
 __all__ = ["Supervisor", "TaskStatus", "ChildInfo", "ChildStatus", "AutoShutdown", "RestartWindow"]
 
@@ -172,6 +173,7 @@ class _Child:
         "budget_times",
         "abandoned",
         "stop_error",
+        "jitter_source",
     )
 
     def __init__(self, spec: ChildSpec, budget: bool = False) -> None:
@@ -193,6 +195,7 @@ class _Child:
         self.budget_times: deque[float] | None = deque() if budget else None
         self.abandoned = False  # its task outlived its shutdown time and was left running
         self.stop_error: BaseException | None = None  # raised while being stopped
+        self.jitter_source: random.Random | None = None  # Backoff.new_random(), at the first delay
 
 
 def _count_since(times: deque[float], threshold: float) -> int:
@@ -249,11 +252,9 @@ def _check_options(
     auto_shutdown = _to_enum(AutoShutdown, "auto_shutdown", auto_shutdown)
     if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
         raise InvalidChildSpec("max_restarts", max_restarts, "expected an integer >= 0")
-    if (
-        not isinstance(max_seconds, (int, float))
-        or isinstance(max_seconds, bool)
-        or not 0 < max_seconds < math.inf
-    ):
+    if not isinstance(max_seconds, (int, float)) or isinstance(max_seconds, bool):
+        raise InvalidChildSpec("max_seconds", max_seconds, "expected a finite number of seconds > 0")
+    if _to_finite_float("max_seconds", max_seconds, "expected a finite number of seconds > 0") <= 0:
         raise InvalidChildSpec("max_seconds", max_seconds, "expected a finite number of seconds > 0")
     if not (callable(getattr(clock, "now", None)) and callable(getattr(clock, "call_later", None))):
         raise InvalidChildSpec("clock", clock, "expected an object with now() and call_later()")
@@ -933,7 +934,12 @@ class Supervisor:
             child.attempt = 0
         child.ready_at = None
         child.attempt += 1
-        return backoff.delay(child.attempt)
+        source = child.jitter_source
+        if source is None:
+            # Its own generator when the Backoff is seeded and jittered, so every child and
+            # every run repeats the same delays; otherwise the Backoff's shared one.
+            source = child.jitter_source = backoff.new_random()
+        return backoff.delay(child.attempt, source)
 
     def _mark_ready(self, child: _Child, value: Any) -> None:
         child.ready = True

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import sys
+
+import pytest
+
 from supervisor import Backoff, ChildReady, ChildRestarting, ChildStopped, Supervisor
 
 from supervisor.testing import settle
@@ -161,6 +166,144 @@ def test_backoff_huge_attempt_stays_at_maximum():
     backoff = Backoff(initial=1.0, maximum=30.0, jitter=0.0)
 
     assert backoff.delay(10_000) == 30.0
+
+
+FLOAT_MAX = sys.float_info.max
+
+# Backoffs that validation accepts at the edges of the float range, where the naive
+# maximum / initial or multiplier ** exponent overflows.
+EDGE_BACKOFFS = {
+    "tiny_initial": dict(initial=1e-300, maximum=1e10, multiplier=2.0),
+    "huge_maximum": dict(initial=0.01, maximum=1e308, multiplier=10.0),
+    "power_overflows_before_product": dict(initial=1e-300, maximum=1e300, multiplier=10.0),
+    "subnormal_initial_tiny_multiplier": dict(initial=5e-324, maximum=FLOAT_MAX, multiplier=1.0000000000000002),
+    "huge_multiplier": dict(initial=1.0, maximum=FLOAT_MAX, multiplier=FLOAT_MAX),
+    "initial_equals_maximum": dict(initial=1.0, maximum=1.0, multiplier=1e308),
+    "multiplier_one": dict(initial=0.5, maximum=FLOAT_MAX, multiplier=1.0),
+}
+
+ATTEMPTS = [1, 2, 3, 31, 32, 309, 310, 1_000, 10**6, 10**18, 10**400]
+
+
+@pytest.mark.parametrize("fields", EDGE_BACKOFFS.values(), ids=EDGE_BACKOFFS.keys())
+def test_backoff_edge_delays_stay_in_range(fields):
+    """Without jitter, every delay is finite, never decreases, and lies between initial and maximum."""
+    backoff = Backoff(**fields, jitter=0.0)
+
+    delays = [backoff.delay(attempt) for attempt in ATTEMPTS]
+
+    assert delays[0] == backoff.initial
+    for attempt, delay in zip(ATTEMPTS, delays):
+        assert math.isfinite(delay), f"attempt {attempt}: {delay}"
+        assert backoff.initial <= delay <= backoff.maximum, f"attempt {attempt}: {delay}"
+    assert delays == sorted(delays)
+    expected_last = backoff.initial if backoff.multiplier == 1 else backoff.maximum
+    assert delays[-1] == expected_last
+
+
+@pytest.mark.parametrize("fields", EDGE_BACKOFFS.values(), ids=EDGE_BACKOFFS.keys())
+def test_backoff_edge_delays_with_full_jitter(fields):
+    """With jitter=1, every delay is finite and lies between zero and maximum."""
+    backoff = Backoff(**fields, jitter=1.0, seed=3)
+
+    for attempt in ATTEMPTS:
+        delay = backoff.delay(attempt)
+        assert math.isfinite(delay), f"attempt {attempt}: {delay}"
+        assert 0 <= delay <= backoff.maximum, f"attempt {attempt}: {delay}"
+
+
+@pytest.mark.parametrize(
+    ("fields", "attempt", "expected"),
+    [
+        (EDGE_BACKOFFS["tiny_initial"], 100, 1e-300 * 2.0**99),
+        (EDGE_BACKOFFS["tiny_initial"], 1_000, 1e-300 * 2.0**999),
+        (EDGE_BACKOFFS["tiny_initial"], 1_100, 1e10),
+        (EDGE_BACKOFFS["huge_maximum"], 300, 1e297),
+        (EDGE_BACKOFFS["power_overflows_before_product"], 310, 1e9),
+        (EDGE_BACKOFFS["power_overflows_before_product"], 600, 1e299),
+        (EDGE_BACKOFFS["huge_multiplier"], 2, FLOAT_MAX),
+    ],
+)
+def test_backoff_edge_delay_value(fields, attempt, expected):
+    """Near the float limits the delay still equals initial * multiplier ** (attempt - 1), capped."""
+    backoff = Backoff(**fields, jitter=0.0)
+
+    assert math.isclose(backoff.delay(attempt), expected, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("attempt", [0, -1])
+def test_backoff_attempt_below_one_rejected(attempt):
+    """delay() raises ValueError, showing the attempt, for an attempt below 1."""
+    with pytest.raises(ValueError, match=f"got {attempt}"):
+        Backoff().delay(attempt)
+
+
+def test_backoff_new_random_repeats_seeded_jitter():
+    """Each jitter source from a seeded Backoff yields the sequence of a fresh Backoff with that seed."""
+    backoff = Backoff(initial=0.1, maximum=10.0, jitter=0.5, seed=42)
+    replay = Backoff(initial=0.1, maximum=10.0, jitter=0.5, seed=42)
+    attempts = range(1, 10)
+    expected = [replay.delay(n) for n in attempts]
+    backoff.delay(1)  # draws from the shared generator, which the new sources must not see
+
+    first_source = backoff.new_random()
+    first = [backoff.delay(n, first_source) for n in attempts]
+    second_source = backoff.new_random()
+    second = [backoff.delay(n, second_source) for n in attempts]
+
+    assert first == expected
+    assert second == expected
+    assert first_source is not second_source
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [dict(jitter=0.5), dict(jitter=0.0, seed=42)],
+    ids=["jitter_without_seed", "seed_without_jitter"],
+)
+def test_backoff_new_random_shared_when_nothing_repeats(fields):
+    """Without a seed, or without jitter, new_random() returns one shared generator and allocates nothing."""
+    backoff = Backoff(**fields)
+
+    assert backoff.new_random() is backoff.new_random()
+
+
+async def collect_jittered_delays(clock, probe, backoff, restarts):
+    """Run children "a" and "b" with ``backoff``, crash each ``restarts`` times, return their delays."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("b", backoff=backoff)],
+        max_restarts=100,
+        clock=clock,
+        on_event=events,
+    )
+    await start_all(supervisor, events)
+    delays: dict[str, list[float]] = {"a": [], "b": []}
+    for attempt in range(1, restarts + 1):
+        for child_id in ("a", "b"):
+            ready_before = events.count(ChildReady, child_id)
+            probe.crash(child_id)
+            restarting = await events.wait_for(ChildRestarting, child_id, count=attempt)
+            delays[child_id].append(restarting.delay)
+            clock.advance(restarting.delay)
+            await events.wait_for(ChildReady, child_id, count=ready_before + 1)
+    await supervisor.stop()
+    return delays
+
+
+async def test_seeded_backoff_repeats_per_child_and_run(clock, probe):
+    """Every child and every run that uses one seeded Backoff waits the same jittered delays."""
+    backoff = Backoff(initial=0.25, maximum=8.0, multiplier=2.0, jitter=0.5, seed=1234)
+    replay = Backoff(initial=0.25, maximum=8.0, multiplier=2.0, jitter=0.5, seed=1234)
+    expected = [replay.delay(attempt) for attempt in range(1, 4)]
+
+    first_run = await collect_jittered_delays(clock, probe, backoff, 3)
+    second_run = await collect_jittered_delays(clock, probe, backoff, 3)
+
+    assert first_run["a"] == expected
+    assert first_run["b"] == expected
+    assert second_run["a"] == expected
+    assert second_run["b"] == expected
 
 
 async def test_stop_during_backoff_cancels_restart(clock, probe):

@@ -56,8 +56,10 @@ BAD_SPEC_FIELDS = [
     ("shutdown", math.nan),
     ("type", "thread"),
     ("signals_ready", "yes"),
+    pytest.param("shutdown", 10**400, id="shutdown-int_beyond_float"),
     ("start_timeout", -1.0),
     ("start_timeout", math.nan),
+    pytest.param("start_timeout", 10**400, id="start_timeout-int_beyond_float"),
     ("backoff", 0.5),
     ("significant", "yes"),
 ]
@@ -103,6 +105,14 @@ BAD_BACKOFF_FIELDS = [
     ("jitter", 1.5),
     ("jitter", -0.1),
     ("reset_after", -1.0),
+    pytest.param("initial", 10**400, id="initial-int_beyond_float"),
+    pytest.param("maximum", 10**400, id="maximum-int_beyond_float"),
+    pytest.param("multiplier", 10**400, id="multiplier-int_beyond_float"),
+    pytest.param("jitter", 10**400, id="jitter-int_beyond_float"),
+    pytest.param("reset_after", 10**400, id="reset_after-int_beyond_float"),
+    ("seed", "x"),
+    ("seed", True),
+    ("seed", 1.5),
 ]
 
 
@@ -120,6 +130,46 @@ def test_backoff_maximum_below_initial_rejected():
         Backoff(initial=2.0, maximum=1.0)
     assert_error_names(info.value, "backoff.maximum", 1.0)
     assert "2.0" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: make_spec(shutdown=10**400), "shutdown"),
+        (lambda: make_spec(start_timeout=10**400), "start_timeout"),
+        (lambda: Backoff(initial=10**400), "backoff.initial"),
+        (lambda: Backoff(multiplier=10**400), "backoff.multiplier"),
+    ],
+    ids=["shutdown", "start_timeout", "backoff.initial", "backoff.multiplier"],
+)
+def test_int_beyond_float_range_rejected(build, field):
+    """An int too large for a float raises InvalidChildSpec saying so, not OverflowError."""
+    with pytest.raises(InvalidChildSpec) as info:
+        build()
+    assert info.value.field == field
+    assert info.value.value == 10**400
+    assert "too large for a float" in str(info.value)
+
+
+def test_int_within_float_range_accepted():
+    """A large int that fits in a float is a valid number of seconds, stored as a float."""
+    spec = make_spec(shutdown=10**300, start_timeout=10**300)
+    assert spec.shutdown == 1e300
+    assert spec.start_timeout == 1e300
+
+
+@pytest.mark.parametrize("seed", [None, 0, -7, 2**100])
+def test_backoff_accepts_integer_seed(seed):
+    """A Backoff seed is None or any int, including negative and big ones."""
+    assert Backoff(seed=seed).seed == seed
+
+
+def test_backoff_stores_floats():
+    """A Backoff built from ints stores its numbers as floats."""
+    backoff = Backoff(initial=1, maximum=8, multiplier=2, jitter=0, reset_after=60)
+    values = [backoff.initial, backoff.maximum, backoff.multiplier, backoff.jitter, backoff.reset_after]
+    assert values == [1.0, 8.0, 2.0, 0.0, 60.0]
+    assert all(type(value) is float for value in values)
 
 
 def test_invalid_child_spec_is_value_or_type_error():
@@ -397,6 +447,7 @@ BAD_SUPERVISOR_OPTIONS = [
     ("max_seconds", -1.0),
     ("max_seconds", 0),
     ("max_seconds", math.nan),
+    ("max_seconds", 10**400),
     ("on_event", 42),
     ("name", 42),
     ("clock", 42),

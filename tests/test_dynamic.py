@@ -211,6 +211,7 @@ async def test_dynamic_quarantined_child_counts_toward_max(clock, probe):
         ("child_max_restarts", -1),
         ("child_max_seconds", 0),
         ("child_max_seconds", float("inf")),
+        pytest.param("child_max_seconds", 10**400, id="child_max_seconds-int_beyond_float"),
     ],
 )
 def test_dynamic_options_validated(field, value):
@@ -224,3 +225,41 @@ def test_dynamic_template_must_be_spec():
     """A template that is not a ChildSpec is rejected."""
     with pytest.raises(InvalidChildSpec, match="template"):
         DynamicSupervisor(record_call)
+
+
+@pytest.mark.parametrize("position", [0, 1])
+async def test_dynamic_start_child_rejects_spec(clock, position):
+    """start_child() given a ChildSpec positionally raises, names the argument, starts nothing and uses no id."""
+    calls: list = []
+    supervisor = DynamicSupervisor(ChildSpec("t", record_call, args=(calls,)), clock=clock)
+    await supervisor.start()
+    stray = ChildSpec("other", record_call)
+    args = ["extra"]
+    args.insert(position, stray)
+
+    with pytest.raises(InvalidChildSpec) as raised:
+        await supervisor.start_child(*args)
+
+    assert raised.value.field == f"args[{position}]"
+    assert raised.value.value is stray
+    assert "Supervisor.start_child(spec)" in str(raised.value)
+    assert "keyword argument" in str(raised.value)
+    assert supervisor.which_children() == []
+    assert await supervisor.start_child() == 1
+    await settle()
+    assert calls == [((), {})]
+    await supervisor.stop()
+
+
+async def test_dynamic_start_child_spec_as_keyword(clock):
+    """A ChildSpec passed as a keyword argument reaches the template's start unchanged."""
+    calls: list = []
+    supervisor = DynamicSupervisor(ChildSpec("t", record_call, args=(calls,)), clock=clock)
+    await supervisor.start()
+    passed = ChildSpec("inner", record_call)
+
+    await supervisor.start_child(spec=passed)
+    await settle()
+
+    assert calls == [((), {"spec": passed})]
+    await supervisor.stop()
