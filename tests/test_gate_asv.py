@@ -211,12 +211,17 @@ def test_same_code_passes(demo, tmp_path):
     result, report = gate_report(demo, "base", "same", tmp_path)
     assert result.returncode == EXIT_OK, result.stdout + result.stderr
     p99_rows = [
-        row for row in report["comparisons"] if row["benchmark"] == "bench.Restart.track_p99"
+        row for row in report["comparisons"]
+        if row["benchmark"] == "bench.Restart.track_p99" and not row["pooled"]
     ]
     assert len(p99_rows) == 4
     assert {row["verdict"] for row in p99_rows} == {"unchanged"}
     assert all(row["n_before"] == 24 and row["n_after"] == 24 for row in p99_rows)
     assert {row["test"] for row in p99_rows} == {"welch-t-log-round-medians"}
+    pooled = [row for row in report["comparisons"] if row["pooled"]]
+    assert [(row["benchmark"], row["pooled"], row["verdict"]) for row in pooled] == [
+        ("bench.Restart.track_p99", 4, "unchanged")
+    ]
     assert "pass (exit code 0)" in result.stdout
     assert history_snapshot(demo) == before
 
@@ -227,6 +232,7 @@ def test_injected_regression_fails(demo, tmp_path):
     p99_rows = [
         row for row in report["comparisons"] if row["benchmark"] == "bench.Restart.track_p99"
     ]
+    assert len(p99_rows) == 5  # four parameter sets and their pooled row
     assert {row["verdict"] for row in p99_rows} == {"regression"}
     assert all(row["ratio"] == pytest.approx(1.3, rel=0.06) for row in p99_rows)
     assert "| **regression** | `bench.Restart.track_p99` |" in result.stdout
@@ -240,7 +246,7 @@ def test_broken_benchmark_still_reports_regression(demo, tmp_path):
     found = verdicts(report)
     assert found[("bench.Fragile.track_p99_fragile", ())] == "failed"
     regressions = [key for key, verdict in found.items() if verdict == "regression"]
-    assert len(regressions) == 4
+    assert len(regressions) == 5  # four parameter sets and their pooled row
     assert all(name == "bench.Restart.track_p99" for name, _ in regressions)
     assert report["comparisons"][0]["verdict"] == "regression"
     assert "| **failed** | `bench.Fragile.track_p99_fragile` |" in result.stdout

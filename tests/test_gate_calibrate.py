@@ -133,3 +133,32 @@ def test_summary_ignores_rows_the_delay_cannot_reach():
         "restart.Latency.track_p99(load='idle') [py3.11]"
     ]
     assert summary["missed_at_or_above_25_percent"] == 0
+
+
+def test_summary_counts_flagged_delay_commits_and_names_pooled_rows():
+    pooled = {
+        "benchmark": "restart.Latency.track_p99", "params": [], "pooled": 2,
+        "env": "py3.11", "before": 2e-4, "verdict": "regression",
+    }
+    same = [gate_json(0, [("'idle'", 1e-4, "unchanged")])]
+    same[0]["comparisons"].append({**pooled, "verdict": "unchanged"})
+    flagged = gate_json(1, [("'idle'", 1e-4, "unchanged")])
+    flagged["comparisons"].append(pooled)
+    delayed = {25.0: [flagged, gate_json(0, [("'idle'", 1e-4, "unchanged")])]}
+
+    summary = summarize(same, delayed, {25.0: 50_000})
+
+    assert summary["delay_runs"] == {"25.0": 2}
+    assert summary["delay_runs_flagged"] == {"25.0": 1}
+    rows = {row["row"]: row["caught"] for row in summary["detections"]}
+    assert rows == {
+        "restart.Latency.track_p99(load='idle') [py3.11]": 0,
+        "restart.Latency.track_p99(all 2 parameter sets, pooled) [py3.11]": 1,
+    }
+    markdown = render_summary(
+        summary,
+        {"revision": "a" * 40, "machine": "box", "rounds": 8, "min_effect": 0.1, "alpha": 0.01,
+         "delay_site": "m:f", "reference_p99": 1e-4, "runs": 20},
+    )
+    assert "- Delay commits at +25% failed by the gate (exit code 1): 1 of 2 runs." in markdown
+    assert "- Cycles completed: 1 of 20 planned" in markdown

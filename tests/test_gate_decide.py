@@ -324,3 +324,58 @@ def test_uneven_rounds_fall_back_to_batches():
     )
     assert rows[0].method == "batches"
     assert rows[0].verdict == "regression"
+
+
+# Round-to-round factors of a noisy shared machine: each row gets them in its own order,
+# so the rows do not move together.
+NOISE = (1.0, 1.6, 0.8, 1.3, 0.9, 1.5, 1.1, 0.7)
+
+
+def grid_rounds(scale: float, rows: int = 6) -> dict:
+    """Samples of 8 rounds for ``rows`` parameter sets, every round median ``scale`` x noise."""
+    return {
+        (P99, (f"'p{index}'", "1")): rounds_of(
+            *(scale * NOISE[(round_ + 3 * index) % len(NOISE)] for round_ in range(len(NOISE)))
+        )
+        for index in range(rows)
+    }
+
+
+def judge_rounds(base_rows: dict, head_rows: dict) -> list:
+    return compare_revisions(
+        revision("a" * 40, base_rows), revision("b" * 40, head_rows), Settings(), rounds=len(NOISE)
+    )
+
+
+def test_pooled_row_catches_a_slowdown_every_row_shows():
+    """+30% on every parameter set: no single noisy row proves it, the pooled row does."""
+    rows = judge_rounds(grid_rounds(1e-4), grid_rounds(1.3e-4))
+
+    pooled = [row for row in rows if row.pooled]
+    single = [row for row in rows if not row.pooled]
+    assert len(pooled) == 1 and len(single) == 6
+    assert {row.verdict for row in single} == {"unchanged"}
+    assert pooled[0].verdict == "regression"
+    assert pooled[0].method == "pooled"
+    assert pooled[0].ratio == pytest.approx(1.3)
+    assert pooled[0].label == "all 6 parameter sets, pooled"
+    assert rows[0] is pooled[0]
+
+
+def test_pooled_row_of_identical_grids_is_unchanged():
+    rows = judge_rounds(grid_rounds(1e-4), grid_rounds(1e-4))
+    assert {row.verdict for row in rows} == {"unchanged"}
+    assert sum(1 for row in rows if row.pooled) == 1
+
+
+def test_no_pooled_row_without_rounds_or_for_one_parameter_set():
+    base, head = grid_rounds(1e-4), grid_rounds(1.3e-4)
+    assert not any(row.pooled for row in judge(base, head))
+    one = judge_rounds(grid_rounds(1e-4, rows=1), grid_rounds(1.3e-4, rows=1))
+    assert not any(row.pooled for row in one)
+
+
+def test_pooled_row_counts_in_holm_adjustment():
+    rows = judge_rounds(grid_rounds(1e-4), grid_rounds(1.3e-4))
+    pooled = next(row for row in rows if row.pooled)
+    assert pooled.p_value == pytest.approx(min(1.0, 7 * pooled.p_raw))

@@ -33,11 +33,17 @@ import tempfile
 import time
 
 from .decide import Settings
-from .gate import GateRequest, run_gate
+from .gate import GateRequest, compare_stored, run_gate
 from .report import EXIT_BROKEN, EXIT_OK, EXIT_REGRESSION, Report
 from .runner import GateUsageError, check_machine, load_asv_config, resolve_revision
 
-__all__ = ["add_calibrate_arguments", "command_calibrate", "delay_patch"]
+__all__ = [
+    "add_calibrate_arguments",
+    "add_rejudge_arguments",
+    "command_calibrate",
+    "command_rejudge",
+    "delay_patch",
+]
 
 _GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "gate calibration",
@@ -204,6 +210,8 @@ def _commit_delay(clone: str, commit: str, site: str, delay_ns: int, branch: str
 
 
 def _row_key(row: dict) -> str:
+    if row.get("pooled"):
+        return f"{row['benchmark']}(all {row['pooled']} parameter sets, pooled) [{row['env']}]"
     params = row["params"]
     if isinstance(params, dict):
         label = ", ".join(f"{name}={value}" for name, value in params.items())
@@ -287,9 +295,15 @@ def summarize(
     missed_25 = [
         row for row in rows if row["relative_size"] >= 0.25 and row["caught"] < row["runs"]
     ]
+    flagged = {
+        str(level): sum(1 for data in reports if data["exit_code"] == EXIT_REGRESSION)
+        for level, reports in sorted(level_reports.items())
+    }
     return {
         "same_code_runs": len(same_reports),
         "false_alarm_runs": false_alarm_runs,
+        "delay_runs": {str(level): len(reports) for level, reports in sorted(level_reports.items())},
+        "delay_runs_flagged": flagged,
         "broken_runs": broken_runs,
         "detections": rows,
         "smallest_reliable_relative_size": reliable,
@@ -329,6 +343,11 @@ def render_summary(summary: dict, context: dict) -> str:
         f"- False alarms: {summary['false_alarm_runs']} of {summary['same_code_runs']} "
         "same-code runs.",
         f"- Runs with a failed benchmark or build: {summary['broken_runs']}.",
+        *(
+            f"- Delay commits at +{float(level):g}% failed by the gate (exit code 1): "
+            f"{flagged} of {summary.get('delay_runs', {}).get(level, 0)} runs."
+            for level, flagged in summary.get("delay_runs_flagged", {}).items()
+        ),
         f"- Rows at +25% or more that some run missed: "
         f"{summary['missed_at_or_above_25_percent']}.",
     ]
@@ -478,6 +497,111 @@ def command_calibrate(args: argparse.Namespace) -> int:
         else:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    if summary["broken_runs"]:
+        return EXIT_BROKEN
+    if summary["false_alarm_runs"] or summary["missed_at_or_above_25_percent"]:
+        return EXIT_REGRESSION
+    return EXIT_OK
+
+
+def add_rejudge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kept",
+        required=True,
+        metavar="DIR",
+        help="the temporary folder that calibrate --keep left, with the clone and runs/",
+    )
+    parser.add_argument(
+        "--calibration",
+        required=True,
+        metavar="FILE",
+        help="calibration.json of that calibration, for its delays and settings",
+    )
+    parser.add_argument(
+        "--output",
+        default=os.path.join(".asv", "gate", "calibration-rejudged"),
+        help="folder for calibration.md and calibration.json (default: %(default)s)",
+    )
+
+
+def _finished_runs(series_dir: str) -> list[str]:
+    # A gate run folder holds report.json once the run has finished.
+    if not os.path.isdir(series_dir):
+        return []
+    return [
+        os.path.join(series_dir, name)
+        for name in sorted(os.listdir(series_dir))
+        if os.path.isfile(os.path.join(series_dir, name, "report.json"))
+    ]
+
+
+def _rejudge_run(run_dir: str, machine: str, settings: Settings, rounds: int) -> dict:
+    with open(os.path.join(run_dir, "commits.txt"), encoding="utf-8") as stream:
+        base, head = stream.read().split()[:2]
+    report = compare_stored(
+        os.path.join(run_dir, "asv.conf.json"),
+        base,
+        head,
+        machine,
+        settings,
+        results_dir=os.path.join(run_dir, "results"),
+        rounds=rounds,
+    )
+    return report.to_json()
+
+
+def command_rejudge(args: argparse.Namespace) -> int:
+    """Judge the kept runs of an earlier calibration again, with the current decision rule.
+
+    Nothing is measured: the samples are those the calibration stored, so a change to the
+    gate's statistics can be calibrated on the same data as the rule it replaces.
+    """
+    try:
+        settings = Settings(
+            select=args.select,
+            higher_is_better=tuple(args.higher_is_better),
+            min_effect=args.min_effect,
+            alpha=args.alpha,
+        )
+    except ValueError as exc:
+        raise GateUsageError(str(exc)) from None
+    try:
+        with open(args.calibration, encoding="utf-8") as stream:
+            earlier = json.load(stream)
+        context = dict(earlier["context"])
+        delays = {
+            float(row["level_percent"]): int(row["delay_ns"])
+            for row in earlier["summary"]["detections"]
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GateUsageError(f"cannot read the calibration {args.calibration}: {exc}") from None
+    runs_dir = os.path.join(args.kept, "runs")
+    if not os.path.isdir(runs_dir):
+        raise GateUsageError(f"{args.kept} has no runs/ folder; pass the folder calibrate --keep left")
+
+    rounds = int(context["rounds"])
+    machine = context["machine"]
+    same_reports = [
+        _rejudge_run(run, machine, settings, rounds)
+        for run in _finished_runs(os.path.join(runs_dir, "same"))
+    ]
+    level_reports = {
+        level: [
+            _rejudge_run(run, machine, settings, rounds)
+            for run in _finished_runs(os.path.join(runs_dir, f"delay-{level:g}"))
+        ]
+        for level in delays
+    }
+    if not same_reports:
+        raise GateUsageError(f"no finished same-code run in {runs_dir}")
+    context.update(
+        min_effect=settings.min_effect,
+        alpha=settings.alpha,
+        rejudged_from=os.path.abspath(args.calibration),
+    )
+    os.makedirs(args.output, exist_ok=True)
+    summary = summarize(same_reports, level_reports, delays, context.get("delayed"))
+    print(_write_outputs(args.output, summary, context, same_reports, level_reports))
     if summary["broken_runs"]:
         return EXIT_BROKEN
     if summary["false_alarm_runs"] or summary["missed_at_or_above_25_percent"]:

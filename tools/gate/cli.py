@@ -15,7 +15,12 @@ import argparse
 import os
 import sys
 
-from .calibrate import add_calibrate_arguments, command_calibrate
+from .calibrate import (
+    add_calibrate_arguments,
+    add_rejudge_arguments,
+    command_calibrate,
+    command_rejudge,
+)
 from .decide import Settings
 from .gate import GateRequest, compare_stored, run_gate
 from .report import EXIT_BROKEN, EXIT_OK, EXIT_USAGE, Report
@@ -135,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--results-dir", help="asv results folder (default: results_dir of --config)"
     )
+    compare.add_argument(
+        "--rounds",
+        type=int,
+        help="the samples came from this many interleaved rounds (the results folder of a "
+        "gate run); judge them by round, as the gate does",
+    )
     _add_judging_options(compare)
 
     check = commands.add_parser(
@@ -155,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_calibrate_arguments(calibrate)
     _add_judging_options(calibrate)
+
+    rejudge = commands.add_parser(
+        "calibrate-rejudge",
+        help="judge the kept runs of an earlier calibration with the current rule, running nothing",
+    )
+    add_rejudge_arguments(rejudge)
+    _add_judging_options(rejudge)
     return parser
 
 
@@ -209,6 +227,8 @@ def _command_run(args: argparse.Namespace) -> int:
 
 
 def _command_compare(args: argparse.Namespace) -> int:
+    if args.rounds is not None and args.rounds < 2:
+        raise GateUsageError(f"--rounds must be at least 2, got {args.rounds}")
     report = compare_stored(
         args.config,
         args.base,
@@ -217,6 +237,7 @@ def _command_compare(args: argparse.Namespace) -> int:
         _settings(args),
         results_dir=args.results_dir,
         report_dir=args.report_dir,
+        rounds=args.rounds,
     )
     return _print_report(report)
 
@@ -249,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "check-results": _command_check_results,
         "record-good": _command_record_good,
         "calibrate": command_calibrate,
+        "calibrate-rejudge": command_rejudge,
     }
     try:
         return handlers[args.command](args)

@@ -11,6 +11,13 @@ A row is a regression when both hold:
 
 The test alone would flag a 1% change measured with many samples, and the ratio alone flags
 noise, so the gate asks for both. Improvements are judged the same way in the other direction.
+
+With interleaved rounds, a benchmark with several parameter sets also gets a *pooled* row:
+per round, the mean over its parameter sets of the logarithms of their round medians, that
+is the geometric mean of the grid, compared with the same test and the same thresholds. A
+slowdown of the restart path shows in every parameter set; each row alone may be too noisy
+to prove it, while the pooled row, which averages the noise of single rows away, does.
+Pooled rows count in Holm's adjustment like any other row.
 """
 
 from __future__ import annotations
@@ -72,7 +79,8 @@ class Comparison:
     ``before`` and ``after`` are sample medians at BASE and HEAD. ``ratio`` is
     ``after / before`` whatever the direction. ``p_value`` is the Holm-adjusted one-sided
     p-value in the direction the median moved, and ``p_raw`` the same before adjustment.
-    ``method`` is ``"rounds"`` (Welch's t-test on per-round medians) or ``"batches"``
+    ``method`` is ``"rounds"`` (Welch's t-test on per-round medians), ``"pooled"`` (the
+    same test on per-round means over a benchmark's parameter sets) or ``"batches"``
     (Mann-Whitney U on all samples).
     """
 
@@ -92,10 +100,13 @@ class Comparison:
     p_value: float | None = None
     method: str = ""
     unit: str = ""
+    pooled: int = 0  # the number of parameter sets a pooled row stands for; 0 for others
 
     @property
     def label(self) -> str:
         """The parameter set as ``name=value, ...`` (asv stores values as Python reprs)."""
+        if self.pooled:
+            return f"all {self.pooled} parameter sets, pooled"
         if not self.params:
             return ""
         names = self.param_names if len(self.param_names) == len(self.params) else ()
@@ -186,6 +197,46 @@ def _one_sided_p_values(
     )
 
 
+def _log_round_medians(samples: tuple[float, ...], rounds: int) -> list[float] | None:
+    """The logarithm of each round's median, or None unless every round median is positive."""
+    chunks = split_rounds(list(samples), rounds)
+    if chunks is None:
+        return None
+    medians = [median(chunk) for chunk in chunks]
+    if not all(value > 0 for value in medians):
+        return None
+    return [math.log(value) for value in medians]
+
+
+def _mean_by_round(members: list, side: int) -> list[float]:
+    """Per round, the mean over ``members`` of their log round medians at one side (0: BASE)."""
+    columns = [summaries[side] for _, summaries in members]
+    return [sum(values) / len(values) for values in zip(*columns)]
+
+
+def _pooled_row(members: list, unit: str) -> Comparison:
+    """Build the pooled row of one benchmark from the geometric means of its medians."""
+    first = members[0][0]
+    rows = [row for row, _ in members]
+    before = math.exp(sum(math.log(row.before) for row in rows) / len(rows))
+    after = math.exp(sum(math.log(row.after) for row in rows) / len(rows))
+    return Comparison(
+        benchmark=first.benchmark,
+        params=(),
+        param_names=(),
+        env_name=first.env_name,
+        higher_is_better=first.higher_is_better,
+        before=before,
+        after=after,
+        n_before=len(members[0][1][0]),
+        n_after=len(members[0][1][1]),
+        ratio=_ratio(before, after),
+        method="pooled",
+        unit=unit,
+        pooled=len(rows),
+    )
+
+
 def compare_revisions(
     base: RevisionResults,
     head: RevisionResults,
@@ -210,6 +261,8 @@ def compare_revisions(
 
     comparisons = []
     tested = []  # (comparison, p_worse, p_better) for rows with samples on both sides
+    # Rows judged by rounds, with their per-round log medians, by (benchmark, environment).
+    by_benchmark: dict[tuple[str, str], list] = {}
     for key in keys:
         benchmark, params, env_name = key
         row = Comparison(
@@ -236,6 +289,25 @@ def compare_revisions(
         p_larger_at_head, p_smaller_at_head, row.method = _one_sided_p_values(
             list(before.samples), list(after.samples), rounds
         )
+        if row.higher_is_better:
+            tested.append((row, p_smaller_at_head, p_larger_at_head))
+        else:
+            tested.append((row, p_larger_at_head, p_smaller_at_head))
+        if row.method == "rounds":
+            assert rounds is not None
+            summaries = (_log_round_medians(before.samples, rounds),
+                         _log_round_medians(after.samples, rounds))
+            if summaries[0] is not None and summaries[1] is not None:
+                by_benchmark.setdefault((benchmark, env_name), []).append((row, summaries))
+
+    for (benchmark, env_name), members in sorted(by_benchmark.items()):
+        if len(members) < 2:
+            continue
+        row = _pooled_row(members, units.get(benchmark, ""))
+        comparisons.append(row)
+        base_means, head_means = _mean_by_round(members, 0), _mean_by_round(members, 1)
+        p_larger_at_head = welch_t_greater(head_means, base_means)
+        p_smaller_at_head = welch_t_greater(base_means, head_means)
         if row.higher_is_better:
             tested.append((row, p_smaller_at_head, p_larger_at_head))
         else:

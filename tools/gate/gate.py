@@ -184,11 +184,14 @@ def compare_stored(
     settings: Settings,
     results_dir: str | None = None,
     report_dir: str | None = None,
+    rounds: int | None = None,
 ) -> Report:
     """Judge two revisions from results already stored, without running anything.
 
     Stored history rarely has samples of both revisions measured side by side, so this is for
-    reading results, and the nightly gate uses ``run_gate``.
+    reading results, and the nightly gate uses ``run_gate``. ``rounds`` is the number of
+    interleaved rounds the samples came from, as in the results folder of a gate run, so that
+    they are judged as the gate judged them.
     """
     conf = load_asv_config(config)
     repo, project_results = _project_paths(config, conf)
@@ -225,7 +228,9 @@ def compare_stored(
             settings,
             load_param_names(results_dir),
             load_units(results_dir),
+            rounds=rounds,
         ),
+        rounds=rounds,
         problems=problems,
     )
     if report_dir:

@@ -114,9 +114,12 @@ def _comparison_json(row: Comparison) -> dict:
         "ratio": _finite_or_none(row.ratio),
         "p_value": row.p_value,
         "p_value_unadjusted": row.p_raw,
-        "test": {"rounds": "welch-t-log-round-medians", "batches": "mann-whitney-u"}.get(
-            row.method
-        ),
+        "test": {
+            "rounds": "welch-t-log-round-medians",
+            "pooled": "welch-t-mean-log-round-medians",
+            "batches": "mann-whitney-u",
+        }.get(row.method),
+        "pooled": row.pooled,
         "verdict": row.verdict,
         "note": row.note,
     }
@@ -173,9 +176,15 @@ def render_markdown(report: Report) -> str:
         tests.append("Welch's t-test on the logarithms of the per-round medians")
     if "batches" in methods:
         tests.append("a Mann-Whitney U test on the batch samples of one run per revision")
+    described = " or ".join(tests) or "none ran"
+    if "pooled" in methods:
+        described += (
+            "; for a pooled row, the same test on the per-round mean of those logarithms over "
+            "every parameter set of the benchmark"
+        )
     lines.append(
         f"A row is a regression when its median is at least {settings.min_effect:.0%} worse and "
-        f"a one-sided test ({' or '.join(tests) or 'none ran'}), Holm-adjusted over the "
+        f"a one-sided test ({described}), Holm-adjusted over the "
         f"{sum(1 for row in report.comparisons if row.p_value is not None)} compared rows, "
         f"gives p < {settings.alpha:g}. Benchmarks selected by `{settings.select}`."
     )
