@@ -19,6 +19,10 @@ __all__ = [
 ]
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 class SupervisorError(Exception):
     """Base class of every error this package raises on purpose."""
 
@@ -61,16 +65,17 @@ class RestartIntensityExceeded(SupervisorError):
         self.max_restarts = max_restarts
         self.max_seconds = max_seconds
         self.reason = reason
+        exit = "returned" if reason is None else f"exited with {reason!r}"
         if max_seconds is None:
             message = (
-                f"supervisor {supervisor!r} gave up on child {offender!r}: it exited with "
-                f"{reason!r} after {max_restarts} restarts, its max_lifetime_restarts"
+                f"supervisor {supervisor!r} gave up on child {offender!r}: it {exit} after "
+                f"{_count(max_restarts, 'restart')}, its max_lifetime_restarts"
             )
         else:
             message = (
-                f"supervisor {supervisor!r} exceeded its restart intensity: {restarts} restarts "
-                f"within {max_seconds} s (max_restarts={max_restarts}); offender {offender!r} "
-                f"exited with {reason!r}"
+                f"supervisor {supervisor!r} exceeded its restart intensity: "
+                f"{_count(restarts, 'restart')} within {max_seconds} s "
+                f"(max_restarts={max_restarts}); offender {offender!r} {exit}"
             )
         super().__init__(message)
         if reason is not None:
@@ -109,6 +114,8 @@ class ChildStartError(SupervisorError):
         self.reason = reason
         outcome = "returned before signalling readiness" if reason is None else f"failed: {reason!r}"
         super().__init__(f"child {child_id!r} of supervisor {supervisor!r} {outcome}")
+        if reason is not None:
+            self.__cause__ = reason
 
 
 class ChildNotFound(SupervisorError, LookupError):

@@ -21,6 +21,7 @@ from typing import Any
 from . import _clock
 from ._clock import Clock, MonotonicClock
 from ._errors import (
+    _count,
     ChildNotFound,
     ChildRunning,
     ChildStartError,
@@ -304,6 +305,8 @@ class Supervisor:
         self._streams: list[EventStream] = []
         self._listening = on_event is not None
 
+        if isinstance(children, ChildSpec) or not isinstance(children, Iterable):
+            raise InvalidChildSpec("children", children, "expected a list of ChildSpec")
         specs = list(children)
         seen: set[Hashable] = set()
         for index, spec in enumerate(specs):
@@ -555,7 +558,10 @@ class Supervisor:
             self._state = "failed" if self._failure is not None else "stopped"
             if self._listening:
                 self._emit(SupervisorStopped(self.name, None, time.perf_counter_ns(), self._failure))
-            logger.info("supervisor %r stopped (%s)", self.name, self._state)
+            if self._failure is None:
+                logger.info("supervisor %r stopped", self.name)
+            else:
+                logger.info("supervisor %r stopped after it failed: %r", self.name, self._failure)
             host = self._host
             if self._failure is not None and host is not None and not self._exiting and not host.done():
                 self._host_cancelled = True
@@ -890,7 +896,7 @@ class Supervisor:
         if max_seconds is None:
             limit = f"its max_lifetime_restarts={max_restarts}"
         else:
-            limit = f"{restarts} restarts within {max_seconds} s (max {max_restarts})"
+            limit = f"{_count(restarts, 'restart')} within {max_seconds} s (max {max_restarts})"
         logger.error(
             "quarantining child %r of supervisor %r: %s; last exit %r; it stays stopped until "
             "restart_child() or terminate_child()",

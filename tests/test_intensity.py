@@ -414,3 +414,12 @@ async def test_async_with_breach_during_start_raises_failure():
     assert entered is False
     assert asyncio.current_task().cancelling() == 0
     assert supervisor.state == "failed"
+
+
+def test_intensity_messages_count_in_english():
+    """One restart is "1 restart", and a normal return reads as one, not as "exited with None"."""
+    one = RestartIntensityExceeded("sup", "a", 1, 0, 5.0, None)
+    assert "1 restart within 5.0 s" in str(one)
+    assert "offender 'a' returned" in str(one)
+    lifetime = RestartIntensityExceeded("sup", "a", 4, 3, None, RuntimeError("x"))
+    assert "exited with RuntimeError('x') after 3 restarts" in str(lifetime)

@@ -293,3 +293,25 @@ async def test_broken_clock_fails_the_supervisor(clock, probe):
         await supervisor.wait()
     assert supervisor.state == "failed"
     assert probe.actions("stop") == ["b"]
+
+
+def test_single_spec_instead_of_list_rejected(probe):
+    """Supervisor(spec) instead of Supervisor([spec]) names the children argument."""
+    spec = probe.spec("a")
+    with pytest.raises(InvalidChildSpec, match="children") as info:
+        Supervisor(spec)
+    assert info.value.field == "children"
+
+
+async def test_start_error_chains_reason(clock):
+    """ChildStartError has the child's failure as __cause__, so tracebacks show both."""
+
+    async def broken(*, task_status):
+        raise KeyError("missing config")
+
+    supervisor = Supervisor([], clock=clock)
+    await supervisor.start()
+    with pytest.raises(ChildStartError) as info:
+        await supervisor.start_child(ChildSpec("b", broken, signals_ready=True))
+    assert isinstance(info.value.__cause__, KeyError)
+    await supervisor.stop()
