@@ -236,9 +236,9 @@ class TaskStatus:
     def started(self, value: Any = None) -> None:
         """Signal readiness; ``value`` is returned to a caller waiting in ``start_child()``."""
         child = self._child
-        if child.generation != self._generation or child.ready:
+        if child.generation != self._generation or child.ready or child.stopping:
             raise RuntimeError(
-                f"task_status.started() called twice or after exit by child {child.spec.id!r}"
+                f"task_status.started() called twice, or after exit or stop, by child {child.spec.id!r}"
             )
         self._supervisor._mark_ready(child, value)
 

@@ -315,3 +315,22 @@ async def test_start_error_chains_reason(clock):
         await supervisor.start_child(ChildSpec("b", broken, signals_ready=True))
     assert isinstance(info.value.__cause__, KeyError)
     await supervisor.stop()
+
+
+async def test_stale_started_after_terminate_rejected(clock):
+    """started() through a status kept past terminate_child() raises and leaves the child stopped."""
+    statuses = []
+
+    async def keeper(*, task_status):
+        statuses.append(task_status)
+        task_status.started()
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor([ChildSpec("k", keeper, signals_ready=True)], clock=clock)
+    await supervisor.start()
+    await supervisor.terminate_child("k")
+
+    with pytest.raises(RuntimeError, match="after exit or stop"):
+        statuses[0].started()
+    assert [str(info.status) for info in supervisor.which_children()] == ["stopped"]
+    await supervisor.stop()
