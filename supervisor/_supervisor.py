@@ -287,8 +287,12 @@ class Supervisor:
         name: str | None = None,
         clock: Clock | None = None,
         on_event: Callable[[Event], object] | None = None,
+        parallel_group_restart: bool = False,
     ) -> None:
         clock = MonotonicClock() if clock is None else clock
+        if not isinstance(parallel_group_restart, bool):
+            raise InvalidChildSpec("parallel_group_restart", parallel_group_restart, "expected True or False")
+        self._parallel_group_restart = parallel_group_restart
         self._strategy, self._auto_shutdown = _check_options(
             strategy, max_restarts, max_seconds, clock, on_event, auto_shutdown
         )
@@ -574,6 +578,20 @@ class Supervisor:
 
     async def _launch(self, child: _Child) -> Any:
         """Create the child's task and, if it signals readiness, wait until it is ready."""
+        waiter, generation = self._spawn(child)
+        if waiter is None:
+            # A child that does not signal is ready once its task has begun to run, which
+            # takes one pass of the event loop unless the task started eagerly.
+            if child.generation == generation:
+                await asyncio.sleep(0)
+            return None
+        try:
+            return await waiter
+        finally:
+            child.ready_waiter = None
+
+    def _spawn(self, child: _Child) -> tuple[asyncio.Future[Any] | None, int]:
+        """Create the child's task; return its readiness future (None if it does not signal)."""
         assert self._loop is not None
         child.stopping = False
         child.ready = False
@@ -590,16 +608,7 @@ class Supervisor:
             child.task = asyncio.Task(self._child_main(child), loop=self._loop, name=name, eager_start=True)
         else:
             child.task = self._loop.create_task(self._child_main(child), name=name)
-        if waiter is None:
-            # A child that does not signal is ready once its task has begun to run, which
-            # takes one pass of the event loop unless the task started eagerly.
-            if child.generation == generation:
-                await asyncio.sleep(0)
-            return None
-        try:
-            return await waiter
-        finally:
-            child.ready_waiter = None
+        return waiter, generation
 
     async def _child_main(self, child: _Child) -> None:
         try:
@@ -999,12 +1008,15 @@ class Supervisor:
         children = list(self._children.values())
         if self._strategy is Strategy.REST_FOR_ONE:
             children = children[children.index(failed):]
-        for child in reversed(children):
-            # Every child stopped here is started again below, except a temporary one, so it
-            # is listed as restarting until then.
-            temporary = child.spec.restart is Restart.TEMPORARY
-            status = ChildStatus.STOPPED if temporary else ChildStatus.RESTARTING
-            await self._stop_child(child, "group_restart", status)
+        if self._parallel_group_restart:
+            await self._stop_in_parallel(list(reversed(children)), "group_restart", restarting=True)
+        else:
+            for child in reversed(children):
+                # Every child stopped here is started again below, except a temporary one, so
+                # it is listed as restarting until then.
+                temporary = child.spec.restart is Restart.TEMPORARY
+                status = ChildStatus.STOPPED if temporary else ChildStatus.RESTARTING
+                await self._stop_child(child, "group_restart", status)
 
         delay = self._backoff_delay(failed) if failed.spec.backoff is not None else 0.0
         if self._listening:
@@ -1012,22 +1024,14 @@ class Supervisor:
         if delay:
             await _clock.sleep(self._clock, delay)
 
+        if self._parallel_group_restart:
+            await self._start_in_parallel(children)
+            return
         for stopped in children:
             if self._stopping:
                 return
-            # A child abandoned after its shutdown time was replaced by a fresh record.
-            child = self._children.get(stopped.spec.id)
+            child = self._to_restart(stopped)
             if child is None:
-                continue  # deleted while this restart ran
-            if child.spec.restart is Restart.TEMPORARY:
-                # Temporary children are never restarted, even when a sibling's restart
-                # stopped them.
-                if child.task is None or child.task.done():
-                    del self._children[child.spec.id]
-                continue
-            if child.status is not ChildStatus.RESTARTING:
-                # Terminated, or deleted and added again, while this restart ran: the
-                # management call wins, as if OTP had handled it after the restart.
                 continue
             child.restarts += 1
             try:
@@ -1037,6 +1041,50 @@ class Supervisor:
                     continue  # terminated while it started: it stays down
                 self._pending.append((child, child.generation, error.reason))
                 return
+
+    def _to_restart(self, stopped: _Child) -> _Child | None:
+        # The record a group restart starts again in place of ``stopped``, or None. A child
+        # abandoned after its shutdown time was replaced by a fresh record.
+        child = self._children.get(stopped.spec.id)
+        if child is None:
+            return None  # deleted while this restart ran
+        if child.spec.restart is Restart.TEMPORARY:
+            # Temporary children are never restarted, even when a sibling's restart stopped them.
+            if child.task is None or child.task.done():
+                del self._children[child.spec.id]
+            return None
+        if child.status is not ChildStatus.RESTARTING:
+            # Terminated, or deleted and added again, while this restart ran: the management
+            # call wins, as if OTP had handled it after the restart.
+            return None
+        return child
+
+    async def _start_in_parallel(self, stopped: list[_Child]) -> None:
+        # parallel_group_restart: every task is created before any is awaited, so the group
+        # starts in one pass of the event loop; readiness is then collected in start order.
+        if self._stopping:
+            return
+        started = []
+        for record in stopped:
+            child = self._to_restart(record)
+            if child is not None:
+                child.restarts += 1
+                started.append((child, *self._spawn(child)))
+        if any(waiter is None for _, waiter, _ in started):
+            await asyncio.sleep(0)
+        failed = None
+        for child, waiter, _ in started:
+            if waiter is None:
+                continue
+            try:
+                await waiter
+            except ChildStartError as error:
+                if failed is None and not child.stopping:
+                    failed = (child, child.generation, error.reason)
+            finally:
+                child.ready_waiter = None
+        if failed is not None and not self._stopping:
+            self._pending.append(failed)
 
     async def _stop_child(self, child: _Child, cause: str, status: ChildStatus = ChildStatus.STOPPED) -> None:
         # The child gets ``status`` once stopped, which is RESTARTING when a group restart
@@ -1061,19 +1109,28 @@ class Supervisor:
             await asyncio.sleep(0)
         await self._await_stopped(child, task, timeout, cause, status=status)
 
-    async def _stop_in_parallel(self, children: list[_Child], cause: str) -> None:
+    async def _stop_in_parallel(self, children: list[_Child], cause: str, restarting: bool = False) -> None:
         # Cancel every child first, then wait for each until its own deadline, so the whole
         # stop takes as long as the slowest child rather than the sum of their shutdown times.
+        # With ``restarting``, the children that a group restart starts again (all but the
+        # temporary ones) are listed as restarting once stopped.
         now = self._now()
         cancelled = []
         for child in children:
-            task = self._cancel_child(child)
+            status = ChildStatus.STOPPED
+            if restarting and child.spec.restart is not Restart.TEMPORARY:
+                status = ChildStatus.RESTARTING
+            task = self._cancel_child(child, status)
             if task is not None:
                 timeout = self._shutdown_timeout(child)
-                cancelled.append((child, task, timeout, None if timeout is None else now + timeout))
-        for child, task, timeout, deadline in cancelled:
+                cancelled.append((child, task, timeout, None if timeout is None else now + timeout, status))
+        if any(timeout != 0.0 for _, _, timeout, _, _ in cancelled):
+            # As in _stop_child(): one pass lets most children finish unwinding, so only those
+            # still running need a timer.
+            await asyncio.sleep(0)
+        for child, task, timeout, deadline, status in cancelled:
             remaining = None if deadline is None else max(0.0, deadline - self._now())
-            await self._await_stopped(child, task, remaining, cause, reported_timeout=timeout)
+            await self._await_stopped(child, task, remaining, cause, reported_timeout=timeout, status=status)
 
     def _cancel_child(self, child: _Child, status: ChildStatus = ChildStatus.STOPPED) -> asyncio.Task[None] | None:
         task = child.task

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from supervisor import (
     Backoff,
     ChildExited,
@@ -12,11 +14,12 @@ from supervisor import (
     ChildSpec,
     ChildStarted,
     ChildStopped,
+    InvalidChildSpec,
     Supervisor,
     SupervisorStopped,
 )
 
-from supervisor.testing import settle
+from supervisor.testing import FaultInjector, settle
 
 from conftest import EventLog, start_all
 
@@ -522,3 +525,64 @@ async def test_terminate_starting_child_during_group_restart(clock):
     assert statuses(supervisor) == {"a": "stopped", "b": "running", "c": "running"}
     assert events.count(ChildRestarting) == 1
     await supervisor.stop()
+
+
+async def test_parallel_group_restart_starts_without_waiting_for_readiness(clock, probe):
+    """parallel_group_restart: all are stopped, then all started before any is ready."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec(name, signals_ready=True) for name in "abc"],
+        strategy="one_for_all",
+        clock=clock,
+        on_event=events,
+        parallel_group_restart=True,
+    )
+    await start_all(supervisor, events)
+    probe.hold_ready("a")
+    probe.hold_ready("b")
+
+    probe.crash("b")
+    await events.wait_for(ChildStarted, "c", count=2)
+    await settle()
+
+    stops = [event.child_id for event in events.select(ChildStopped)]
+    assert stops == ["c", "a"]  # b had exited; the rest stop in reverse start order
+    assert events.count(ChildReady, "a") == 1  # a and b still hold their readiness
+    assert events.count(ChildReady, "c") == 2  # c did not wait for them
+    assert statuses(supervisor) == {"a": "starting", "b": "starting", "c": "running"}
+
+    probe.allow_ready("b")
+    probe.allow_ready("a")
+    await events.wait_for(ChildReady, "a", count=2)
+    assert statuses(supervisor) == {"a": "running", "b": "running", "c": "running"}
+    assert events.count(ChildRestarting) == 1
+    await supervisor.stop()
+
+
+async def test_parallel_group_restart_retries_a_failed_start(clock, probe):
+    """A child that fails its parallel restart causes one more group restart, counted as such."""
+    events = EventLog(clock)
+    faults = FaultInjector(clock)
+    faults.fail_on_start("b", 2)
+    supervisor = Supervisor(
+        [faults.wrap(probe.spec(name, signals_ready=True)) for name in "ab"],
+        strategy="one_for_all",
+        clock=clock,
+        on_event=events,
+        parallel_group_restart=True,
+    )
+    await start_all(supervisor, events)
+
+    probe.crash("a")
+    await events.wait_for(ChildReady, "b", count=2)
+    await settle()
+
+    assert faults.starts("b") == 3
+    assert events.count(ChildRestarting) == 2
+    assert statuses(supervisor) == {"a": "running", "b": "running"}
+    await supervisor.stop()
+
+
+def test_parallel_group_restart_must_be_bool():
+    with pytest.raises(InvalidChildSpec, match="parallel_group_restart"):
+        Supervisor([], parallel_group_restart="yes")
