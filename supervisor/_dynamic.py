@@ -22,7 +22,8 @@ class DynamicSupervisor(Supervisor):
     This is Erlang/OTP's ``simple_one_for_one`` and Elixir's ``DynamicSupervisor``. It starts
     with no children. ``start_child(*args, **kwargs)`` starts one from ``template``, with
     ``args`` appended to the template's positional arguments and ``kwargs`` merged over its
-    keyword arguments. It returns the new child's id, an integer counted from 1.
+    keyword arguments. It returns the new child's id, an integer counted from 1 over the
+    children it started; a call refused before a start uses no id, and no id is used twice.
 
     ``max_children`` (default ``None``, no limit) bounds the number of children, counting
     quarantined ones; ``start_child()`` beyond it raises ``TooManyChildren``. At shutdown every
@@ -124,10 +125,10 @@ class DynamicSupervisor(Supervisor):
                     "start, not a spec. Start a different spec with Supervisor.start_child(spec), "
                     "or pass a ChildSpec meant for the template's start as a keyword argument",
                 )
-        child_id = next(self._ids)
-        self._require_running("start", child_id)
+        self._require_running("start")
         if self._max_children is not None and len(self._children) >= self._max_children:
             raise TooManyChildren(self.name, self._max_children)
+        child_id = next(self._ids)  # only once the child will be started, so refusals use no id
         template = self._template
         spec = dataclasses.replace(
             template,

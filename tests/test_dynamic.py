@@ -16,6 +16,8 @@ from supervisor import (
     DynamicSupervisor,
     InvalidChildSpec,
     Supervisor,
+    SupervisorNotRunning,
+    TooManyChildren,
 )
 from supervisor.testing import FaultInjector, InjectedFault, settle
 
@@ -262,4 +264,21 @@ async def test_dynamic_start_child_spec_as_keyword(clock):
     await settle()
 
     assert calls == [((), {"spec": passed})]
+    await supervisor.stop()
+
+
+async def test_dynamic_refused_starts_use_no_id(clock, probe):
+    """Ids count the children started: a call refused before the start does not use one."""
+    supervisor = DynamicSupervisor(ChildSpec("t", probe.run), max_children=1, clock=clock)
+    with pytest.raises(SupervisorNotRunning):
+        await supervisor.start_child("early")
+    await supervisor.start()
+
+    first = await supervisor.start_child("a")
+    with pytest.raises(TooManyChildren):
+        await supervisor.start_child("b")
+    await supervisor.terminate_child(first)
+    second = await supervisor.start_child("c")
+
+    assert (first, second) == (1, 2)
     await supervisor.stop()
