@@ -443,7 +443,8 @@ class Supervisor:
         """Wait until the supervisor stops; raise the exception it failed with, if any.
 
         That is ``RestartIntensityExceeded``, or a ``BaseException`` that a child raised (see
-        the package documentation for which ones).
+        the package documentation for which ones). Raises ``SupervisorNotRunning`` if the
+        supervisor was never started.
         """
         if self._done is None:
             raise SupervisorNotRunning(self.name, self._state, "wait for the supervisor")
@@ -799,6 +800,8 @@ class Supervisor:
             return
         self._record_exit(child, error)
         child.status = ChildStatus.EXITED
+        if child.spec.restart is Restart.TEMPORARY and self._children.get(child.spec.id) is child:
+            del self._children[child.spec.id]  # a temporary child is removed however it exits
         if self._failure is None:
             self._failure = error
         # A caller waiting for this start gets ChildStartError; start() raises the failure.
@@ -1213,7 +1216,7 @@ class Supervisor:
     def _get(self, child_id: Hashable) -> _Child:
         try:
             return self._children[child_id]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable id, which no child can have
             raise ChildNotFound(self.name, child_id) from None
 
     def _new_child(self, spec: ChildSpec) -> _Child:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from supervisor import ChildExited, ChildSpec, ChildReady, ChildStarted, Supervisor
 
 from supervisor.testing import settle
@@ -177,3 +179,19 @@ async def test_all_significant_waits_for_every_significant_child(probe):
     await supervisor.wait()
 
     assert supervisor.state == "stopped"
+
+
+async def test_temporary_child_removed_after_other_base_exception(probe):
+    """A temporary child that ends with a BaseException such as GeneratorExit is removed too."""
+
+    async def leaves(*, task_status):
+        task_status.started()
+        raise GeneratorExit
+
+    supervisor = Supervisor(
+        [ChildSpec("t", leaves, signals_ready=True, restart="temporary"), probe.spec("b")]
+    )
+    with pytest.raises(GeneratorExit):
+        await supervisor.start()  # raises it, or leaves it to wait() if b started first
+        await supervisor.wait()
+    assert [info.id for info in supervisor.which_children()] == ["b"]

@@ -334,3 +334,12 @@ async def test_stale_started_after_terminate_rejected(clock):
         statuses[0].started()
     assert [str(info.status) for info in supervisor.which_children()] == ["stopped"]
     await supervisor.stop()
+
+
+async def test_unhashable_id_is_not_found(probe):
+    """An id that no child can have, such as a list, gives ChildNotFound like any unknown id."""
+    supervisor = Supervisor([probe.spec("a")])
+    await supervisor.start()
+    with pytest.raises(ChildNotFound):
+        await supervisor.terminate_child(["a"])
+    await supervisor.stop()
