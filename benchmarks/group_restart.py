@@ -77,6 +77,9 @@ class ParallelGroupRestart(GroupRestart):
     ``GroupRestart`` and ``BareTaskStart``. Commits without the option skip it.
     """
 
+    # rest_for_one restarts the same children here (the first one fails), so one_for_all
+    # alone shows the difference.
+    params = (["one_for_all"], [1, 10, 100, 1000, 10000])
     version = 1
 
     def _supervisor(self, Supervisor, specs, strategy):
