@@ -375,7 +375,15 @@ def test_no_pooled_row_without_rounds_or_for_one_parameter_set():
     assert not any(row.pooled for row in one)
 
 
-def test_pooled_row_counts_in_holm_adjustment():
+def test_pooled_and_single_rows_share_alpha():
+    """Two families, half of alpha each: Holm within the six single rows, then doubled."""
     rows = judge_rounds(grid_rounds(1e-4), grid_rounds(1.3e-4))
     pooled = next(row for row in rows if row.pooled)
-    assert pooled.p_value == pytest.approx(min(1.0, 7 * pooled.p_raw))
+    single = sorted((row for row in rows if not row.pooled), key=lambda row: row.p_raw)
+    assert pooled.p_value == pytest.approx(min(1.0, 2 * pooled.p_raw))
+    assert single[0].p_value == pytest.approx(min(1.0, 2 * 6 * single[0].p_raw))
+
+
+def test_without_pooled_rows_holm_uses_all_of_alpha():
+    rows = judge_rounds(grid_rounds(1e-4, rows=1), grid_rounds(1.3e-4, rows=1))
+    assert rows[0].p_value == pytest.approx(rows[0].p_raw)

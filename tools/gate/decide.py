@@ -17,7 +17,8 @@ per round, the mean over its parameter sets of the logarithms of their round med
 is the geometric mean of the grid, compared with the same test and the same thresholds. A
 slowdown of the restart path shows in every parameter set; each row alone may be too noisy
 to prove it, while the pooled row, which averages the noise of single rows away, does.
-Pooled rows count in Holm's adjustment like any other row.
+Single rows and pooled rows are two families that share alpha equally, with Holm's method
+within each, so the family-wise error stays below alpha.
 """
 
 from __future__ import annotations
@@ -237,6 +238,25 @@ def _pooled_row(members: list, unit: str) -> Comparison:
     )
 
 
+def _adjust(tests: list[tuple[Comparison, float]]) -> list[float]:
+    """Adjust p-values for multiple testing so that ``p < alpha`` bounds every false alarm.
+
+    Single rows and pooled rows are two families. When both are present each gets half of
+    alpha (the adjusted p-values are doubled) and Holm's method runs within each family, so
+    the few pooled rows are not charged for the many single ones and the family-wise error
+    stays below alpha. With one family, Holm's method runs over it alone.
+    """
+    families: dict[bool, list[int]] = {}
+    for index, (row, _) in enumerate(tests):
+        families.setdefault(bool(row.pooled), []).append(index)
+    share = len(families)
+    adjusted = [1.0] * len(tests)
+    for indices in families.values():
+        for index, value in zip(indices, holm_adjust([tests[index][1] for index in indices])):
+            adjusted[index] = min(1.0, share * value)
+    return adjusted
+
+
 def compare_revisions(
     base: RevisionResults,
     head: RevisionResults,
@@ -313,8 +333,8 @@ def compare_revisions(
         else:
             tested.append((row, p_larger_at_head, p_smaller_at_head))
 
-    worse_adjusted = holm_adjust([p_worse for _, p_worse, _ in tested])
-    better_adjusted = holm_adjust([p_better for _, _, p_better in tested])
+    worse_adjusted = _adjust([(row, p_worse) for row, p_worse, _ in tested])
+    better_adjusted = _adjust([(row, p_better) for row, _, p_better in tested])
     threshold = 1 + settings.min_effect
     for (row, p_worse, p_better), worse_adj, better_adj in zip(
         tested, worse_adjusted, better_adjusted

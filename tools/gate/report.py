@@ -182,10 +182,18 @@ def render_markdown(report: Report) -> str:
             "; for a pooled row, the same test on the per-round mean of those logarithms over "
             "every parameter set of the benchmark"
         )
+    compared = [row for row in report.comparisons if row.p_value is not None]
+    pooled = sum(1 for row in compared if row.pooled)
+    if pooled and pooled < len(compared):
+        adjustment = (
+            f"Holm-adjusted within the {len(compared) - pooled} single and the {pooled} pooled "
+            "compared rows, each family with half of alpha,"
+        )
+    else:
+        adjustment = f"Holm-adjusted over the {len(compared)} compared rows,"
     lines.append(
         f"A row is a regression when its median is at least {settings.min_effect:.0%} worse and "
-        f"a one-sided test ({described}), Holm-adjusted over the "
-        f"{sum(1 for row in report.comparisons if row.p_value is not None)} compared rows, "
+        f"a one-sided test ({described}), {adjustment} "
         f"gives p < {settings.alpha:g}. Benchmarks selected by `{settings.select}`."
     )
     lines.append("")
