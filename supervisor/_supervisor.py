@@ -835,6 +835,8 @@ class Supervisor:
         child.ready = False
         abnormal = reason is not None
         if self._listening:
+            # What a listener sees in which_children() until the restart decision is made.
+            child.status = ChildStatus.EXITED
             self._emit(
                 ChildExited(self.name, child.spec.id, time.perf_counter_ns(), child.generation, reason, abnormal)
             )

@@ -226,3 +226,21 @@ async def test_start_twice_rejected(clock, probe):
     assert "running" in str(info.value)
     assert probe.starts["a"] == 1
     await supervisor.stop()
+
+
+async def test_exited_child_not_listed_running_during_its_exit_event(clock, probe):
+    """An on_event callback for ChildExited sees the child as exited, not still running."""
+    seen = []
+
+    def on_event(event):
+        if isinstance(event, ChildExited):
+            seen.append({info.id: str(info.status) for info in supervisor.which_children()})
+
+    supervisor = Supervisor([probe.spec("a"), probe.spec("b")], clock=clock, on_event=on_event)
+    await supervisor.start()
+    probe.crash("a")
+    await settle()
+
+    assert seen == [{"a": "exited", "b": "running"}]
+    assert {info.id: str(info.status) for info in supervisor.which_children()} == {"a": "running", "b": "running"}
+    await supervisor.stop()
