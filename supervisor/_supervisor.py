@@ -612,25 +612,6 @@ class Supervisor:
         return waiter, generation
 
     async def _child_main(self, child: _Child) -> None:
-        try:
-            await self._child_loop(child)
-        except Exception as error:
-            # The child's own exceptions are handled inside the loop, so this is a failure of
-            # the supervisor itself on the restart path, for example a clock that raised.
-            # The child can no longer be supervised, so the supervisor fails instead of
-            # listing a child that nothing restarts any more.
-            child.status = ChildStatus.EXITED
-            child.ready = False
-            logger.error(
-                "supervisor %r failed while handling child %r; stopping all children",
-                self.name, child.spec.id, exc_info=error,
-            )
-            if self._failure is None:
-                self._failure = error
-            self._fail_waiter(child, error)
-            self._request_stop()
-
-    async def _child_loop(self, child: _Child) -> None:
         # The whole life of a child, restarts included, runs in this one task. A one_for_one
         # restart re-enters the loop right after the exception is caught, so the replacement
         # starts with no extra pass through the event loop.
@@ -649,114 +630,134 @@ class Supervisor:
         # Restarted without a look at the restart type once the child is known to be
         # permanent; transient and temporary children go through _should_restart().
         permanent = spec.restart is Restart.PERMANENT
-        while True:
-            child.generation += 1
-            generation = child.generation
-            child.status = ChildStatus.STARTING
-            if self._listening:
-                self._emit(ChildStarted(self.name, spec.id, time.perf_counter_ns(), generation))
-            if logger.isEnabledFor(logging.INFO):
-                logger.info("starting child %r of supervisor %r (generation %d)", spec.id, self.name, generation)
-            if not signals_ready:
-                self._mark_ready(child, None)
+        try:
+            while True:
+                child.generation += 1
+                generation = child.generation
+                child.status = ChildStatus.STARTING
+                if self._listening:
+                    self._emit(ChildStarted(self.name, spec.id, time.perf_counter_ns(), generation))
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info("starting child %r of supervisor %r (generation %d)", spec.id, self.name, generation)
+                if not signals_ready:
+                    self._mark_ready(child, None)
 
-            reason: BaseException | None
-            try:
-                if signals_ready:
-                    status = TaskStatus(self, child, generation)
-                    if start_timeout is not None:
-                        self._watch_start(child, start_timeout, now)
-                    await start(*args, task_status=status, **kwargs)
-                else:
-                    await start(*args, **kwargs)
-            except asyncio.CancelledError as error:
-                if child.stopping:
-                    self._fail_waiter(child, error)
-                    raise
-                control = self._control_task
-                if self._stopping or (control is not None and control.cancelling()):
-                    # A stop, not a crash, although the supervisor did not request it. Either
-                    # the supervisor is stopping anyway, or the event loop is shutting down.
-                    # asyncio.run() cancels every task left when the main coroutine returns or
-                    # after a KeyboardInterrupt, the control task included, often before the
-                    # supervisor has stopped this child.
-                    self._record_outside_stop(child)
-                    self._fail_waiter(child, error)
-                    raise
-                task.uncancel()
-                if child.timed_out:
-                    child.timed_out = False
-                    reason = StartTimeout(self.name, spec.id, spec.start_timeout or 0.0)
-                else:
+                reason: BaseException | None
+                try:
+                    if signals_ready:
+                        status = TaskStatus(self, child, generation)
+                        if start_timeout is not None:
+                            self._watch_start(child, start_timeout, now)
+                        await start(*args, task_status=status, **kwargs)
+                    else:
+                        await start(*args, **kwargs)
+                except asyncio.CancelledError as error:
+                    if child.stopping:
+                        self._fail_waiter(child, error)
+                        raise
+                    control = self._control_task
+                    if self._stopping or (control is not None and control.cancelling()):
+                        # A stop, not a crash, although the supervisor did not request it. Either
+                        # the supervisor is stopping anyway, or the event loop is shutting down.
+                        # asyncio.run() cancels every task left when the main coroutine returns or
+                        # after a KeyboardInterrupt, the control task included, often before the
+                        # supervisor has stopped this child.
+                        self._record_outside_stop(child)
+                        self._fail_waiter(child, error)
+                        raise
+                    task.uncancel()
+                    if child.timed_out:
+                        child.timed_out = False
+                        reason = StartTimeout(self.name, spec.id, spec.start_timeout or 0.0)
+                    else:
+                        reason = error
+                except TypeError as error:
                     reason = error
-            except TypeError as error:
-                reason = error
-                if _awaited_non_awaitable(error):
-                    reason = self._start_not_awaitable(spec, error)
-            except Exception as error:
-                reason = error
-            except (KeyboardInterrupt, SystemExit) as error:
-                # Never swallowed: asyncio passes these on out of the event loop, and the
-                # supervisor stops its other children and raises it to its owner.
-                self._pass_on(child, task, error)
-                # The supervisor has recorded it and its owner gets it, so the task's own copy
-                # is marked retrieved: asyncio would otherwise log it again when the task is
-                # garbage collected.
-                task.add_done_callback(_retrieve_exception)
-                raise
-            except BaseException as error:
-                # Any other BaseException reaches the owner through wait(), run() and
-                # ``async with``. Re-raising it here would only leave it in a task that no
-                # one awaits.
-                self._pass_on(child, task, error)
-                return
-            else:
-                reason = None
-            finally:
-                if child in self._starting:
-                    del self._starting[child]
+                    if _awaited_non_awaitable(error):
+                        reason = self._start_not_awaitable(spec, error)
+                except Exception as error:
+                    reason = error
+                except (KeyboardInterrupt, SystemExit) as error:
+                    # Never swallowed: asyncio passes these on out of the event loop, and the
+                    # supervisor stops its other children and raises it to its owner.
+                    self._pass_on(child, task, error)
+                    # The supervisor has recorded it and its owner gets it, so the task's own copy
+                    # is marked retrieved: asyncio would otherwise log it again when the task is
+                    # garbage collected.
+                    task.add_done_callback(_retrieve_exception)
+                    raise
+                except BaseException as error:
+                    # Any other BaseException reaches the owner through wait(), run() and
+                    # ``async with``. Re-raising it here would only leave it in a task that no
+                    # one awaits.
+                    self._pass_on(child, task, error)
+                    return
+                else:
+                    reason = None
+                finally:
+                    if child in self._starting:
+                        del self._starting[child]
 
-            if child.stopping:
-                if reason is not None:
-                    self._report_stop_error(child, task, reason)
-                self._fail_waiter(child, reason)
-                return
-            now = self._now()
-            if self._listening or reason is not None:
-                self._record_exit(child, reason, now)
-            else:
-                child.ready = False
+                if child.stopping:
+                    if reason is not None:
+                        self._report_stop_error(child, task, reason)
+                    self._fail_waiter(child, reason)
+                    return
+                now = self._now()
+                if self._listening or reason is not None:
+                    self._record_exit(child, reason, now)
+                else:
+                    child.ready = False
 
-            waiter = child.ready_waiter
-            if waiter is not None and not waiter.done():
-                # A caller waits for this start, so the failure is its to handle.
-                child.status = ChildStatus.EXITED
-                waiter.set_exception(ChildStartError(self.name, spec.id, reason))
-                return
+                waiter = child.ready_waiter
+                if waiter is not None and not waiter.done():
+                    # A caller waits for this start, so the failure is its to handle.
+                    child.status = ChildStatus.EXITED
+                    waiter.set_exception(ChildStartError(self.name, spec.id, reason))
+                    return
 
-            if (self._stopping or not permanent) and not self._should_restart(child, reason):
-                return
-            if self._strategy is not Strategy.ONE_FOR_ONE:
-                child.status = ChildStatus.RESTARTING
-                self._pending.append((child, generation, reason))
-                wakeup = self._wakeup
-                if wakeup is not None and not wakeup.done():
-                    wakeup.set_result(None)
-                return
-            if child.limited and not self._within_child_limits(child, reason):
-                return
-            if not self._count_restart(child, reason, now):
-                child.status = ChildStatus.EXITED
-                return
+                if (self._stopping or not permanent) and not self._should_restart(child, reason):
+                    return
+                if self._strategy is not Strategy.ONE_FOR_ONE:
+                    child.status = ChildStatus.RESTARTING
+                    self._pending.append((child, generation, reason))
+                    wakeup = self._wakeup
+                    if wakeup is not None and not wakeup.done():
+                        wakeup.set_result(None)
+                    return
+                if child.limited and not self._within_child_limits(child, reason):
+                    return
+                if not self._count_restart(child, reason, now):
+                    child.status = ChildStatus.EXITED
+                    return
 
-            child.restarts += 1
-            delay = self._backoff_delay(child) if spec.backoff is not None else 0.0
-            if self._listening:
-                self._emit_restarting(child, generation + 1, delay)
-            if delay:
-                child.status = ChildStatus.RESTARTING
-                await _clock.sleep(self._clock, delay)
-                now = None  # the start timeout runs from the end of the delay
+                child.restarts += 1
+                delay = self._backoff_delay(child) if spec.backoff is not None else 0.0
+                if self._listening:
+                    self._emit_restarting(child, generation + 1, delay)
+                if delay:
+                    child.status = ChildStatus.RESTARTING
+                    await _clock.sleep(self._clock, delay)
+                    now = None  # the start timeout runs from the end of the delay
+        except Exception as error:
+            # The child's own exceptions are handled inside the loop, so this is a failure of
+            # the supervisor itself on the restart path, for example a clock that raised.
+            self._fail_internally(child, error)
+
+    def _fail_internally(self, child: _Child, error: Exception) -> None:
+        # The child can no longer be supervised, so the supervisor fails instead of listing
+        # a child that nothing restarts any more.
+        child.status = ChildStatus.EXITED
+        child.ready = False
+        logger.error(
+            "supervisor %r failed while handling child %r; stopping all children",
+            self.name, child.spec.id, exc_info=error,
+        )
+        if self._failure is None:
+            self._failure = error
+        self._fail_waiter(child, error)
+        self._request_stop()
+
 
     def _emit_restarting(self, child: _Child, generation: int, delay: float) -> None:
         budget = child.budget_times
