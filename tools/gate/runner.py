@@ -250,6 +250,9 @@ def run_asv(
         "--bench", bench_regex,
         "--record-samples",
         "--show-stderr",
+        # A new process per benchmark and parameter set, as in the calibration in
+        # docs/BENCHMARKS.md, whatever launch_method asv.conf.json sets for other runs.
+        "--launch-method", "spawn",
     ]
     if quick:
         command += ["--quick", "--no-interleave-rounds"]
