@@ -33,8 +33,8 @@ from ._stats import batch_percentiles
 # slowest restarts; resolving it more finely needs bigger batches.
 # Changing BATCHES changes only how many samples a run stores, not what a
 # sample means, so it needs no new benchmark version. 10 batches keep a quick
-# run of the whole suite within budget; the gate gains its power from rounds
-# (separate processes), which vary far more than the batches of one run.
+# run of the whole suite within budget. The gate gains its power from rounds
+# (separate processes), because rounds vary far more than the batches of one run.
 BATCH_SIZE = 100
 BATCHES = 10
 

@@ -62,12 +62,14 @@ group restart (``one_for_all``, ``rest_for_one``) stops the affected children in
 then starts them in order. ``parallel_group_restart=True`` gives up that order for speed: a
 group restart cancels all the affected children at once (in reverse order) and waits for
 each until its own shutdown time, then starts them all at once and collects their readiness.
-Use it only when no child depends on a sibling being up while it starts or stops. A one_for_one restart happens inside the child's own task, with no
-extra pass through the event loop. Two consequences: context variables that a generation set
-are still set for the next one (a group restart starts fresh tasks), and a child that fails
-at once on every start, with no backoff, holds the event loop until the intensity limit stops
-it (NOTE: with a ``max_seconds`` too short for the limit ever to trip, that is for good);
-give such a child a ``Backoff``.
+Use it only when no child depends on a sibling being up while it starts or stops.
+
+A one_for_one restart happens inside the child's own task, with no extra pass through the
+event loop. Two consequences: context variables that a generation set are still set for the
+next one (a group restart starts fresh tasks), and a child that fails at once on every start,
+with no backoff, keeps the event loop busy until the intensity limit stops it. NOTE: with a
+``max_seconds`` too short for the limit ever to trip, it never stops, so give such a child a
+``Backoff``.
 
 Restart policy. When a child exits and its restart type calls for a restart, the supervisor
 checks, in this order: (1) the child's ``max_lifetime_restarts``; (2) in a

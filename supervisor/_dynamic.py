@@ -23,7 +23,7 @@ class DynamicSupervisor(Supervisor):
     with no children. ``start_child(*args, **kwargs)`` starts one from ``template``, with
     ``args`` appended to the template's positional arguments and ``kwargs`` merged over its
     keyword arguments. It returns the new child's id, an integer counted from 1 over the
-    children it started; a call refused before a start uses no id, and no id is used twice.
+    children it started. A call rejected before a start uses no id, and no id is used twice.
 
     ``max_children`` (default ``None``, no limit) bounds the number of children, counting
     quarantined ones; ``start_child()`` beyond it raises ``TooManyChildren``. At shutdown every

@@ -203,7 +203,7 @@ class ProcessChild:
     An exit with status 0 is a normal exit; any other status, or death by a signal, is an
     abnormal exit whose reason is ``ProcessExited``. The exit is seen when the event loop
     reports it, without polling. On CPython 3.11 asyncio's default child watcher can report
-    it seconds late while the loop is busy; docs/ACTORS_AND_PROCESSES.md shows how to
+    it seconds late while the loop is busy. docs/ACTORS_AND_PROCESSES.md shows how to
     install the pidfd watcher, the default from 3.12.
 
     A ``ProcessChild`` runs one process at a time: give its spec to one supervisor only.

@@ -836,7 +836,7 @@ class Supervisor:
         child.ready = False
         abnormal = reason is not None
         if self._listening:
-            # What a listener sees in which_children() until the restart decision is made.
+            # The status which_children() reports to a listener until the restart decision.
             child.status = ChildStatus.EXITED
             self._emit(
                 ChildExited(self.name, child.spec.id, time.perf_counter_ns(), child.generation, reason, abnormal)
@@ -1067,7 +1067,7 @@ class Supervisor:
 
     async def _start_in_parallel(self, stopped: list[_Child]) -> None:
         # parallel_group_restart: every task is created before any is awaited, so the group
-        # starts in one pass of the event loop; readiness is then collected in start order.
+        # starts in one pass of the event loop. Readiness is then collected in start order.
         if self._stopping:
             return
         started = []

@@ -135,7 +135,7 @@ def test_summary_ignores_rows_the_delay_cannot_reach():
     assert summary["missed_at_or_above_25_percent"] == 0
 
 
-def test_summary_counts_flagged_delay_commits_and_names_pooled_rows():
+def test_summary_counts_flagged_runs():
     pooled = {
         "benchmark": "restart.Latency.track_p99", "params": [], "pooled": 2,
         "env": "py3.11", "before": 2e-4, "verdict": "regression",

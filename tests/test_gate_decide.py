@@ -347,13 +347,14 @@ def judge_rounds(base_rows: dict, head_rows: dict) -> list:
     )
 
 
-def test_pooled_row_catches_a_slowdown_every_row_shows():
+def test_pooled_row_catches_uniform_slowdown():
     """+30% on every parameter set: no single noisy row proves it, the pooled row does."""
     rows = judge_rounds(grid_rounds(1e-4), grid_rounds(1.3e-4))
 
     pooled = [row for row in rows if row.pooled]
     single = [row for row in rows if not row.pooled]
-    assert len(pooled) == 1 and len(single) == 6
+    assert len(pooled) == 1
+    assert len(single) == 6
     assert {row.verdict for row in single} == {"unchanged"}
     assert pooled[0].verdict == "regression"
     assert pooled[0].method == "pooled"
@@ -362,17 +363,20 @@ def test_pooled_row_catches_a_slowdown_every_row_shows():
     assert rows[0] is pooled[0]
 
 
-def test_pooled_row_of_identical_grids_is_unchanged():
+def test_pooled_row_identical_grids_unchanged():
     rows = judge_rounds(grid_rounds(1e-4), grid_rounds(1e-4))
     assert {row.verdict for row in rows} == {"unchanged"}
     assert sum(1 for row in rows if row.pooled) == 1
 
 
-def test_no_pooled_row_without_rounds_or_for_one_parameter_set():
-    base, head = grid_rounds(1e-4), grid_rounds(1.3e-4)
-    assert not any(row.pooled for row in judge(base, head))
-    one = judge_rounds(grid_rounds(1e-4, rows=1), grid_rounds(1.3e-4, rows=1))
-    assert not any(row.pooled for row in one)
+def test_pooled_row_needs_rounds():
+    """One round (batch samples only): nothing to pool by round."""
+    assert not any(row.pooled for row in judge(grid_rounds(1e-4), grid_rounds(1.3e-4)))
+
+
+def test_pooled_row_needs_two_parameter_sets():
+    rows = judge_rounds(grid_rounds(1e-4, rows=1), grid_rounds(1.3e-4, rows=1))
+    assert not any(row.pooled for row in rows)
 
 
 def test_pooled_and_single_rows_share_alpha():

@@ -416,10 +416,10 @@ async def test_async_with_breach_during_start_raises_failure():
     assert supervisor.state == "failed"
 
 
-def test_intensity_messages_count_in_english():
+def test_intensity_message_wording():
     """One restart is "1 restart", and a normal return reads as one, not as "exited with None"."""
-    one = RestartIntensityExceeded("sup", "a", 1, 0, 5.0, None)
-    assert "1 restart within 5.0 s" in str(one)
-    assert "offender 'a' returned" in str(one)
+    single_restart = RestartIntensityExceeded("sup", "a", 1, 0, 5.0, None)
+    assert "1 restart within 5.0 s" in str(single_restart)
+    assert "offender 'a' returned" in str(single_restart)
     lifetime = RestartIntensityExceeded("sup", "a", 4, 3, None, RuntimeError("x"))
     assert "exited with RuntimeError('x') after 3 restarts" in str(lifetime)

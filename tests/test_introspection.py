@@ -228,8 +228,8 @@ async def test_start_twice_rejected(clock, probe):
     await supervisor.stop()
 
 
-async def test_exited_child_not_listed_running_during_its_exit_event(clock, probe):
-    """An on_event callback for ChildExited sees the child as exited, not still running."""
+async def test_exit_event_lists_child_exited(clock, probe):
+    """which_children() inside an on_event callback for ChildExited reports the child as exited."""
     seen = []
 
     def on_event(event):

@@ -431,8 +431,8 @@ async def test_group_restart_abandoned_sibling_shows_restarting(clock, probe):
 
 
 async def _group_restart_in_backoff(clock, probe, events):
-    # a, b, c under one_for_all; a crashes and its 1 s backoff holds the group restart, with
-    # every child stopped and listed as restarting.
+    # a, b, c under one_for_all. a crashes, and its 1 s backoff delays the group restart while
+    # every child is stopped and listed as restarting.
     backoff = Backoff(initial=1.0, maximum=1.0, jitter=0.0)
     supervisor = Supervisor(
         [probe.spec("a", backoff=backoff), probe.spec("b"), probe.spec("c")],

@@ -35,7 +35,13 @@ import time
 from .decide import Settings
 from .gate import GateRequest, compare_stored, run_gate
 from .report import EXIT_BROKEN, EXIT_OK, EXIT_REGRESSION, Report
-from .runner import GateUsageError, check_machine, load_asv_config, resolve_revision
+from .runner import (
+    GateUsageError,
+    check_machine,
+    load_asv_config,
+    resolve_revision,
+    settings_from_args,
+)
 
 __all__ = [
     "add_calibrate_arguments",
@@ -372,15 +378,7 @@ def render_summary(summary: dict, context: dict) -> str:
 
 
 def command_calibrate(args: argparse.Namespace) -> int:
-    try:
-        settings = Settings(
-            select=args.select,
-            higher_is_better=tuple(args.higher_is_better),
-            min_effect=args.min_effect,
-            alpha=args.alpha,
-        )
-    except ValueError as exc:
-        raise GateUsageError(str(exc)) from None
+    settings = settings_from_args(args)
     if ":" not in args.delay_site:
         raise GateUsageError(
             f"--delay-site must look like MODULE:QUALNAME, got {args.delay_site!r}"
@@ -525,7 +523,7 @@ def add_rejudge_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _finished_runs(series_dir: str) -> list[str]:
-    # A gate run folder holds report.json once the run has finished.
+    # A gate run folder contains report.json once the run has finished.
     if not os.path.isdir(series_dir):
         return []
     return [
@@ -556,15 +554,7 @@ def command_rejudge(args: argparse.Namespace) -> int:
     Nothing is measured: the samples are those the calibration stored, so a change to the
     gate's statistics can be calibrated on the same data as the rule it replaces.
     """
-    try:
-        settings = Settings(
-            select=args.select,
-            higher_is_better=tuple(args.higher_is_better),
-            min_effect=args.min_effect,
-            alpha=args.alpha,
-        )
-    except ValueError as exc:
-        raise GateUsageError(str(exc)) from None
+    settings = settings_from_args(args)
     try:
         with open(args.calibration, encoding="utf-8") as stream:
             earlier = json.load(stream)

@@ -25,7 +25,7 @@ from .decide import Settings
 from .gate import GateRequest, compare_stored, run_gate
 from .report import EXIT_BROKEN, EXIT_OK, EXIT_USAGE, Report
 from .results import find_bad_files
-from .runner import GateUsageError, resolve_revision, write_last_good
+from .runner import GateUsageError, resolve_revision, settings_from_args, write_last_good
 
 DEFAULT_STATE_FILE = os.path.join(".gate", "last-good")
 DEFAULT_WORK_DIR = os.path.join(".asv", "gate")
@@ -176,18 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    try:
-        return Settings(
-            select=args.select,
-            higher_is_better=tuple(args.higher_is_better),
-            min_effect=args.min_effect,
-            alpha=args.alpha,
-        )
-    except ValueError as exc:
-        raise GateUsageError(str(exc)) from None
-
-
 def _print_report(report: Report) -> int:
     sys.stdout.write(report.to_markdown())
     sys.stdout.flush()
@@ -210,7 +198,7 @@ def _command_run(args: argparse.Namespace) -> int:
         head=args.head,
         base=args.base,
         machine=args.machine,
-        settings=_settings(args),
+        settings=settings_from_args(args),
         state_file=args.state_file,
         work_dir=args.work_dir,
         rounds=args.rounds,
@@ -234,7 +222,7 @@ def _command_compare(args: argparse.Namespace) -> int:
         args.base,
         args.head,
         args.machine,
-        _settings(args),
+        settings_from_args(args),
         results_dir=args.results_dir,
         report_dir=args.report_dir,
         rounds=args.rounds,

@@ -15,10 +15,10 @@ noise, so the gate asks for both. Improvements are judged the same way in the ot
 With interleaved rounds, a benchmark with several parameter sets also gets a *pooled* row:
 per round, the mean over its parameter sets of the logarithms of their round medians, that
 is the geometric mean of the grid, compared with the same test and the same thresholds. A
-slowdown of the restart path shows in every parameter set; each row alone may be too noisy
-to prove it, while the pooled row, which averages the noise of single rows away, does.
-Single rows and pooled rows are two families that share alpha equally, with Holm's method
-within each, so the family-wise error stays below alpha.
+slowdown of the restart path shows in every parameter set. Each row alone may be too noisy
+to prove it, but the pooled row averages the noise of the single rows away. Single rows and
+pooled rows are two families that share alpha equally, with Holm's method within each, so
+the family-wise error stays below alpha.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def _one_sided_p_values(
 
 
 def _log_round_medians(samples: tuple[float, ...], rounds: int) -> list[float] | None:
-    """The logarithm of each round's median, or None unless every round median is positive."""
+    """Return the logarithm of each round's median, or None unless every round median is positive."""
     chunks = split_rounds(list(samples), rounds)
     if chunks is None:
         return None
@@ -241,9 +241,9 @@ def _pooled_row(members: list, unit: str) -> Comparison:
 def _adjust(tests: list[tuple[Comparison, float]]) -> list[float]:
     """Adjust p-values for multiple testing so that ``p < alpha`` bounds every false alarm.
 
-    Single rows and pooled rows are two families. When both are present each gets half of
-    alpha (the adjusted p-values are doubled) and Holm's method runs within each family, so
-    the few pooled rows are not charged for the many single ones and the family-wise error
+    Single rows and pooled rows are two families. When both are present, each gets half of
+    alpha: Holm's method runs within each family and its adjusted p-values are doubled. The
+    few pooled rows are then not charged for the many single ones, and the family-wise error
     stays below alpha. With one family, Holm's method runs over it alone.
     """
     families: dict[bool, list[int]] = {}

@@ -16,6 +16,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .decide import Settings
+
 __all__ = [
     "GateUsageError",
     "AsvRun",
@@ -24,6 +26,7 @@ __all__ = [
     "load_asv_config",
     "read_last_good",
     "resolve_revision",
+    "settings_from_args",
     "run_asv",
     "snapshot_tree",
     "write_last_good",
@@ -34,6 +37,19 @@ MACHINE_FILE = os.path.join("~", ".asv-machine.json")
 
 class GateUsageError(Exception):
     """A usage or configuration error, with a message that says what to do next."""
+
+
+def settings_from_args(args) -> Settings:
+    """Build the judging settings from parsed command-line options; raise GateUsageError if invalid."""
+    try:
+        return Settings(
+            select=args.select,
+            higher_is_better=tuple(args.higher_is_better),
+            min_effect=args.min_effect,
+            alpha=args.alpha,
+        )
+    except ValueError as exc:
+        raise GateUsageError(str(exc)) from None
 
 
 def _git(repo: str, *args: str) -> subprocess.CompletedProcess:
