@@ -41,6 +41,8 @@ CALIBRATION_DELAYED ?= OneForOneRestartLatency
 CALIBRATION_OUTPUT ?= .asv/gate/calibration
 # Minutes after which no new cycle starts (empty: run every cycle).
 CALIBRATION_MINUTES ?=
+# An earlier calibration.json to continue with more cycles (empty: start a new calibration).
+CALIBRATION_RESUME ?=
 
 GATE := $(VENV_PYTHON) -m tools.gate
 
@@ -64,4 +66,5 @@ gate-calibrate: machine
 		--delayed '$(CALIBRATION_DELAYED)' \
 		$(foreach level,$(CALIBRATION_LEVELS),--delay-percent $(level)) \
 		$(if $(CALIBRATION_MINUTES),--max-minutes $(CALIBRATION_MINUTES)) \
+		$(if $(CALIBRATION_RESUME),--resume '$(CALIBRATION_RESUME)') \
 		--output $(CALIBRATION_OUTPUT) $(GATE_ARGS)

@@ -298,6 +298,76 @@ def test_no_matching_benchmark_is_usage_error(demo, tmp_path):
     assert "asv stopped before running any benchmark" in result.stderr
 
 
+def run_calibrate(demo, *args):
+    env = dict(os.environ)
+    env["HOME"] = str(demo["home"])
+    env["PYTHONPATH"] = PROJECT_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "tools.gate", "calibrate", *args],
+        cwd=demo["repo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+# The demo's benchmark returns the number in its source, so a busy wait in
+# restart_latency() changes nothing it reports: every delay run is a miss.
+CALIBRATION_OPTIONS = (
+    "--delay-site", "gatepkg:restart_latency", "--delayed", "Restart",
+    "--select", r"Restart\.track_p99", "--rounds", "3",
+)
+
+
+def test_calibration_resumes_with_same_delay(demo, tmp_path):
+    first = tmp_path / "first"
+    result = run_calibrate(demo, *CALIBRATION_OPTIONS, "--runs", "1", "--output", str(first))
+    assert result.returncode == EXIT_REGRESSION, result.stdout + result.stderr
+    first_file = first / "calibration.json"
+    first_bytes = first_file.read_bytes()
+    first_data = json.loads(first_bytes)
+    assert first_data["summary"]["delay_runs_flagged"] == {"25.0": 0}
+
+    second = tmp_path / "second"
+    result = run_calibrate(
+        demo, *CALIBRATION_OPTIONS, "--runs", "2", "--resume", str(first_file),
+        "--output", str(second),
+    )
+    assert result.returncode == EXIT_REGRESSION, result.stdout + result.stderr
+    data = json.loads((second / "calibration.json").read_text())
+    assert len(data["same_code_reports"]) == 2
+    assert len(data["delay_reports"]["25"]) == 2
+    assert data["same_code_reports"][0] == first_data["same_code_reports"][0]
+    assert data["context"]["delays_ns"] == first_data["context"]["delays_ns"]
+    assert data["context"]["reference_p99"] == first_data["context"]["reference_p99"]
+    assert [part["cycles"] for part in data["context"]["parts"]] == [1, 1]
+    assert "- Cycles completed: 2 of 2 planned" in result.stdout
+    assert "- Measured in parts, continued with `--resume`: 1 cycle(s) started" in result.stdout
+    assert first_file.read_bytes() == first_bytes
+
+
+def test_calibration_resume_rejects_other_rounds(demo, tmp_path):
+    earlier = tmp_path / "calibration.json"
+    earlier.write_text(json.dumps({
+        "context": {
+            "revision": demo["commits"]["base"], "machine": MACHINE, "rounds": 3,
+            "min_effect": 0.1, "alpha": 0.01, "select": r"Restart\.track_p99",
+            "delay_site": "gatepkg:restart_latency", "delayed": "Restart",
+            "reference_p99": 0.001, "python": sys.version.split()[0],
+            "delays_ns": {"25": 250_000},
+        },
+        "summary": {"detections": []},
+        "same_code_reports": [{"exit_code": 0, "comparisons": []}],
+        "delay_reports": {"25": []},
+    }))
+    options = [option if option != "3" else "4" for option in CALIBRATION_OPTIONS]
+    result = run_calibrate(demo, *options, "--resume", str(earlier))
+    assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
+    assert "it has rounds=3, this run rounds=4" in result.stderr
+    assert "pass the same options or start a new calibration" in result.stderr
+
+
 def test_project_suite_quick_gate(tmp_path):
     """Run this project's own p99 benchmarks in quick mode: HEAD against a copy of itself.
 

@@ -1,11 +1,21 @@
 """The calibration's delay injection and its summary, without asv runs."""
 
 import asyncio
+import json
 import types
 
 import pytest
 
-from tools.gate.calibrate import delay_patch, render_summary, summarize
+from tools.gate.calibrate import (
+    _exit_code,
+    check_resume,
+    delay_patch,
+    load_resume,
+    render_summary,
+    summarize,
+)
+from tools.gate.report import EXIT_BROKEN, EXIT_OK, EXIT_REGRESSION
+from tools.gate.runner import GateUsageError
 
 MODULE_SOURCE = """
 class Supervisor:
@@ -162,3 +172,108 @@ def test_summary_counts_flagged_runs():
     )
     assert "- Delay commits at +25% failed by the gate (exit code 1): 1 of 2 runs." in markdown
     assert "- Cycles completed: 1 of 20 planned" in markdown
+
+
+def test_exit_code_judges_whole_runs():
+    same = [gate_json(0, [("'idle'", 1e-4, "unchanged"), ("'heavy'", 1e-4, "unchanged")])]
+    # The gate failed the delay commit although one single row missed it.
+    caught = gate_json(1, [("'idle'", 1e-4, "regression"), ("'heavy'", 1e-3, "unchanged")])
+    passed = gate_json(0, [("'idle'", 1e-4, "unchanged"), ("'heavy'", 1e-3, "unchanged")])
+
+    summary = summarize(same, {25.0: [caught]}, {25.0: 25_000})
+    assert summary["missed_at_or_above_25_percent"] == 1
+    assert _exit_code(summary) == EXIT_OK
+    assert _exit_code(summarize(same, {25.0: [caught, passed]}, {25.0: 25_000})) == EXIT_REGRESSION
+    # A smaller level that slips through is reported, not a failure of the calibration.
+    two_levels = summarize(same, {25.0: [caught], 10.0: [passed]}, {25.0: 25_000, 10.0: 10_000})
+    assert _exit_code(two_levels) == EXIT_OK
+    alarmed = [gate_json(1, [("'idle'", 1e-4, "regression")])]
+    assert _exit_code(summarize(alarmed, {25.0: [caught]}, {25.0: 25_000})) == EXIT_REGRESSION
+    assert _exit_code(summarize(same, {25.0: [gate_json(2, [])]}, {25.0: 25_000})) == EXIT_BROKEN
+
+
+CONTEXT = {
+    "revision": "a" * 40, "machine": "box", "rounds": 8, "min_effect": 0.1, "alpha": 0.01,
+    "select": "track_p99", "delay_site": "m:f", "delayed": "Latency", "reference_p99": 1e-4,
+    "runs": 20, "python": "3.11.7",
+}
+
+
+def write_calibration(tmp_path, context=CONTEXT, cycles=2):
+    same = [gate_json(0, [("'idle'", 1e-4, "unchanged")]) for _ in range(cycles)]
+    delayed = {25.0: [gate_json(1, [("'idle'", 1e-4, "regression")]) for _ in range(cycles)]}
+    summary = summarize(same, delayed, {25.0: 25_000})
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({
+        "context": context, "summary": summary, "same_code_reports": same,
+        "delay_reports": {"25.0": delayed[25.0]},
+    }))
+    return path
+
+
+def test_resume_reads_runs_and_delays(tmp_path):
+    earlier = load_resume(str(write_calibration(tmp_path)))
+    assert len(earlier["same_reports"]) == 2
+    assert len(earlier["level_reports"][25.0]) == 2
+    # Taken from the detection rows when the context does not list them.
+    assert earlier["delays"] == {25.0: 25_000}
+
+
+def test_resume_prefers_stored_delays(tmp_path):
+    path = write_calibration(tmp_path, {**CONTEXT, "delays_ns": {"25": 24_000}})
+    assert load_resume(str(path))["delays"] == {25.0: 24_000}
+
+
+def test_resume_truncated_file_names_it(tmp_path):
+    path = write_calibration(tmp_path)
+    path.write_text(path.read_text()[:200])
+    with pytest.raises(GateUsageError, match="cannot resume from the calibration .*calibration.json"):
+        load_resume(str(path))
+
+
+def test_resume_missing_context_field(tmp_path):
+    context = {key: value for key, value in CONTEXT.items() if key != "reference_p99"}
+    with pytest.raises(GateUsageError, match="lacks reference_p99"):
+        load_resume(str(write_calibration(tmp_path, context)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("machine", "other"), ("rounds", 6), ("alpha", 0.05), ("min_effect", 0.2),
+     ("delay_site", "m:g"), ("delayed", None), ("select", "track_p50")],
+)
+def test_resume_rejects_changed_setting(tmp_path, field, value):
+    earlier = load_resume(str(write_calibration(tmp_path)))
+    with pytest.raises(GateUsageError, match=f"it has {field}=.*this run {field}={value!r}"):
+        check_resume(earlier, {**CONTEXT, field: value}, [25.0])
+
+
+def test_resume_rejects_other_levels_and_python(tmp_path):
+    earlier = load_resume(str(write_calibration(tmp_path)))
+    with pytest.raises(GateUsageError, match="delay levels 25%, this run 10, 25%"):
+        check_resume(earlier, CONTEXT, [25.0, 10.0])
+    with pytest.raises(GateUsageError, match="Python '3.11.7', this run uses '3.12.1'"):
+        check_resume(earlier, {**CONTEXT, "python": "3.12.1"}, [25.0])
+    # Another patch release of the same Python continues the calibration.
+    check_resume(earlier, {**CONTEXT, "python": "3.11.9"}, [25.0])
+
+
+def test_resume_skips_fields_older_files_lack(tmp_path):
+    context = {key: value for key, value in CONTEXT.items() if key != "select"}
+    earlier = load_resume(str(write_calibration(tmp_path, context)))
+    check_resume(earlier, {**CONTEXT, "select": "anything"}, [25.0])
+
+
+def test_summary_lists_resumed_parts():
+    summary = summarize(
+        [gate_json(0, [("'idle'", 1e-4, "unchanged")])],
+        {25.0: [gate_json(1, [("'idle'", 1e-4, "regression")])]},
+        {25.0: 25_000},
+    )
+    parts = [{"started": None, "cycles": 6}, {"started": "2026-12-05T02:00:00Z", "cycles": 8}]
+    markdown = render_summary(summary, {**CONTEXT, "parts": parts})
+    assert (
+        "- Measured in parts, continued with `--resume`: 6 cycle(s) started at an unrecorded "
+        "time, 8 cycle(s) started 2026-12-05T02:00:00Z." in markdown
+    )
+    assert "Measured in parts" not in render_summary(summary, {**CONTEXT, "parts": parts[1:]})

@@ -91,7 +91,15 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
         help="interleaved rounds per gate run (default: %(default)s)",
     )
     parser.add_argument(
-        "--revision", default="HEAD", help="revision to calibrate on (default: %(default)s)"
+        "--revision",
+        help="revision to calibrate on (default: HEAD, or the revision of --resume)",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="calibration.json of an earlier calibration to continue: its runs count, its "
+        "delays are reused, and cycles run until --runs same-code runs exist. The revision, "
+        "machine, rounds, judging options, delay site and levels must be the same",
     )
     parser.add_argument(
         "--output",
@@ -321,15 +329,18 @@ def _write_outputs(
     output: str, summary: dict, context: dict, same_reports: list[dict], level_reports: dict
 ) -> str:
     markdown = render_summary(summary, context)
-    with open(os.path.join(output, "calibration.md"), "w", encoding="utf-8") as stream:
-        stream.write(markdown)
-    with open(os.path.join(output, "calibration.json"), "w", encoding="utf-8") as stream:
-        json.dump(
-            {"context": context, "summary": summary, "same_code_reports": same_reports,
-             "delay_reports": {str(k): v for k, v in level_reports.items()}},
-            stream,
-            indent=2,
-        )
+    data = json.dumps(
+        {"context": context, "summary": summary, "same_code_reports": same_reports,
+         "delay_reports": {f"{level:g}": reports for level, reports in level_reports.items()}},
+        indent=2,
+    )
+    # Written beside the target and renamed over it, so an interrupted calibration never
+    # leaves a truncated file where the last complete one was.
+    for name, text in (("calibration.md", markdown), ("calibration.json", data)):
+        path = os.path.join(output, name)
+        with open(path + ".tmp", "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(path + ".tmp", path)
     return markdown
 
 
@@ -357,6 +368,16 @@ def render_summary(summary: dict, context: dict) -> str:
         f"- Rows at +25% or more that some run missed: "
         f"{summary['missed_at_or_above_25_percent']}.",
     ]
+    parts = context.get("parts") or []
+    if len(parts) > 1:
+        lines.append(
+            "- Measured in parts, continued with `--resume`: "
+            + ", ".join(
+                f"{part['cycles']} cycle(s) started {part['started'] or 'at an unrecorded time'}"
+                for part in parts
+            )
+            + "."
+        )
     reliable = summary["smallest_reliable_relative_size"]
     lines.append(
         "- Smallest regression caught in every run, with every larger one also caught: "
@@ -375,6 +396,98 @@ def render_summary(summary: dict, context: dict) -> str:
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def _exit_code(summary: dict) -> int:
+    """Exit 0 when no same-code run raised an alarm and the gate failed every delay run at +25% or more."""
+    if summary["broken_runs"]:
+        return EXIT_BROKEN
+    missed_runs = sum(
+        summary["delay_runs"][level] - flagged
+        for level, flagged in summary["delay_runs_flagged"].items()
+        if float(level) >= 25
+    )
+    if summary["false_alarm_runs"] or missed_runs:
+        return EXIT_REGRESSION
+    return EXIT_OK
+
+
+# Context fields that a resumed calibration must share with the one it continues, because
+# each changes what a run measures or how it is judged.
+_RESUME_FIELDS = ("machine", "rounds", "min_effect", "alpha", "delay_site", "delayed", "select")
+
+
+def load_resume(path: str) -> dict:
+    """Read an earlier calibration.json; return its context, reports and delays.
+
+    Raise GateUsageError, naming the file, if it cannot be read or lacks a field.
+    """
+    try:
+        with open(path, encoding="utf-8") as stream:
+            earlier = json.load(stream)
+        context = dict(earlier["context"])
+        same_reports = list(earlier["same_code_reports"])
+        level_reports = {
+            float(level): list(reports) for level, reports in earlier["delay_reports"].items()
+        }
+        # Files written before delays were stored in the context have them in every row.
+        delays = {
+            float(level): int(delay)
+            for level, delay in context.get("delays_ns", {}).items()
+        } or {
+            float(row["level_percent"]): int(row["delay_ns"])
+            for row in earlier["summary"]["detections"]
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise GateUsageError(f"cannot resume from the calibration {path}: {exc!r}") from None
+    missing = [field for field in ("revision", "reference_p99", "python") if field not in context]
+    if missing:
+        raise GateUsageError(
+            f"cannot resume from the calibration {path}: its context lacks {', '.join(missing)}"
+        )
+    if not same_reports:
+        raise GateUsageError(f"cannot resume from the calibration {path}: it has no same-code run")
+    if set(level_reports) != set(delays):
+        raise GateUsageError(
+            f"cannot resume from the calibration {path}: its delay reports are for levels "
+            f"{sorted(level_reports)} but its delays for {sorted(delays)}"
+        )
+    return {
+        "path": path,
+        "context": context,
+        "same_reports": same_reports,
+        "level_reports": level_reports,
+        "delays": delays,
+    }
+
+
+def check_resume(earlier: dict, current: dict, levels: list[float]) -> None:
+    """Raise GateUsageError unless ``current`` settings match those of the earlier calibration."""
+    path = earlier["path"]
+    context = earlier["context"]
+    for field in _RESUME_FIELDS:
+        # Files written before "select" was stored have no value to compare.
+        if field not in context:
+            continue
+        if context[field] != current[field]:
+            raise GateUsageError(
+                f"cannot resume from {path}: it has {field}={context[field]!r}, this run "
+                f"{field}={current[field]!r}; pass the same options or start a new calibration"
+            )
+    earlier_python = ".".join(str(context.get("python", "")).split(".")[:2])
+    current_python = ".".join(current["python"].split(".")[:2])
+    if earlier_python != current_python:
+        raise GateUsageError(
+            f"cannot resume from {path}: it was measured with Python {context.get('python')!r}, "
+            f"this run uses {current['python']!r}"
+        )
+    if sorted(earlier["delays"]) != sorted(levels):
+        raise GateUsageError(
+            f"cannot resume from {path}: it has delay levels "
+            f"{', '.join(f'{level:g}' for level in sorted(earlier['delays']))}%, this run "
+            f"{', '.join(f'{level:g}' for level in sorted(levels))}%; pass the same "
+            "--delay-percent options"
+        )
 
 
 def command_calibrate(args: argparse.Namespace) -> int:
@@ -400,35 +513,72 @@ def command_calibrate(args: argparse.Namespace) -> int:
     repo = os.path.abspath(os.path.join(root, conf.get("repo", ".")))
     env_dir = os.path.join(root, conf.get("env_dir", "env"))
     machine = check_machine(args.machine)
-    commit = resolve_revision(repo, args.revision, "--revision")
+
+    earlier = load_resume(args.resume) if args.resume else None
+    if earlier is None:
+        commit = resolve_revision(repo, args.revision or "HEAD", "--revision")
+    else:
+        commit = resolve_revision(repo, earlier["context"]["revision"], "the resumed calibration's")
+        if args.revision is not None and resolve_revision(repo, args.revision, "--revision") != commit:
+            raise GateUsageError(
+                f"cannot resume from {args.resume}: it calibrated {commit[:12]}, not "
+                f"--revision {args.revision}; leave --revision out to continue it"
+            )
+    context = {
+        "revision": commit,
+        "machine": machine,
+        "rounds": args.rounds,
+        "min_effect": settings.min_effect,
+        "alpha": settings.alpha,
+        "select": settings.select,
+        "delay_site": args.delay_site,
+        "delayed": args.delayed,
+        "runs": args.runs,
+        "python": sys.version.split()[0],
+    }
+    if earlier is not None:
+        check_resume(earlier, context, levels)
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     scratch = tempfile.mkdtemp(prefix="gate-calibration-")
-    clone = os.path.join(scratch, "repo")
     try:
-        _git(scratch, "clone", "-q", repo, clone)
-        _git(clone, "checkout", "-q", "-B", "calibration-same", commit)
-        _git(clone, "commit", "-q", "--allow-empty", "-m", "calibration: same code")
-        same_commit = _git(clone, "rev-parse", "HEAD")
-        clone_config = os.path.join(clone, os.path.relpath(os.path.abspath(args.config), repo))
+        return _calibrate(args, context, earlier, levels, settings, repo, env_dir, scratch, progress)
+    finally:
+        if args.keep:
+            progress(f"Kept the calibration clone and runs in {scratch}.")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
 
-        def request_for(head: str, series: str) -> GateRequest:
-            return GateRequest(
-                config=clone_config,
-                head=head,
-                base=commit,
-                machine=machine,
-                settings=settings,
-                state_file=os.path.join(scratch, "unused-state"),
-                work_dir=os.path.join(scratch, "runs", series),
-                rounds=args.rounds,
-                env_dir=env_dir,
-                echo=False,
-            )
 
-        deadline = None if args.max_minutes is None else time.monotonic() + args.max_minutes * 60
+def _calibrate(args, context, earlier, levels, settings, repo, env_dir, scratch, progress) -> int:
+    commit = context["revision"]
+    clone = os.path.join(scratch, "repo")
+    _git(scratch, "clone", "-q", repo, clone)
+    _git(clone, "checkout", "-q", "-B", "calibration-same", commit)
+    _git(clone, "commit", "-q", "--allow-empty", "-m", "calibration: same code")
+    same_commit = _git(clone, "rev-parse", "HEAD")
+    clone_config = os.path.join(clone, os.path.relpath(os.path.abspath(args.config), repo))
+
+    def request_for(head: str, series: str) -> GateRequest:
+        return GateRequest(
+            config=clone_config,
+            head=head,
+            base=commit,
+            machine=context["machine"],
+            settings=settings,
+            state_file=os.path.join(scratch, "unused-state"),
+            work_dir=os.path.join(scratch, "runs", series),
+            rounds=args.rounds,
+            env_dir=env_dir,
+            echo=False,
+        )
+
+    deadline = None if args.max_minutes is None else time.monotonic() + args.max_minutes * 60
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if earlier is None:
+        # The first same-code run also sizes the delays, and it is cycle 1's same-code run.
         same_reports = _run_series(
             "same code", 1, lambda: request_for(same_commit, "same"), progress
         )
@@ -440,66 +590,64 @@ def command_calibrate(args: argparse.Namespace) -> int:
                 "the first same-code run measured nothing; see its report in "
                 f"{os.path.join(scratch, 'runs', 'same')}"
             )
-        reference = max(medians)
-
-        delays = {}
-        delayed_commits = {}
-        for level in levels:
-            delays[level] = max(1, round(level / 100 * reference * 1e9))
-            delayed_commits[level] = _commit_delay(
-                clone, commit, args.delay_site, delays[level], f"calibration-{level:g}"
-            )
-        context = {
-            "revision": commit,
-            "machine": machine,
-            "rounds": args.rounds,
-            "min_effect": settings.min_effect,
-            "alpha": settings.alpha,
-            "delay_site": args.delay_site,
-            "delayed": args.delayed,
-            "reference_p99": reference,
-            "runs": args.runs,
-            "python": sys.version.split()[0],
+        context["reference_p99"] = max(medians)
+        delays = {
+            level: max(1, round(level / 100 * context["reference_p99"] * 1e9)) for level in levels
         }
-        os.makedirs(args.output, exist_ok=True)
-
-        # The scenarios take turns, one gate run each, so that slow drift of a shared
-        # machine hits them alike and a calibration cut short by --max-minutes still has
-        # as many runs of every scenario. The files are rewritten after every cycle.
         level_reports: dict[float, list[dict]] = {level: [] for level in levels}
-        for index in range(args.runs):
-            if index and deadline is not None and time.monotonic() >= deadline:
-                progress(f"Stopping after {index} of {args.runs} cycles: --max-minutes reached.")
-                break
-            if index:
-                same_reports += _run_series(
-                    f"same code (cycle {index + 1})", 1,
-                    lambda: request_for(same_commit, "same"), progress,
-                )
-            for level in levels:
-                level_reports[level] += _run_series(
-                    f"+{level:g}% delay (cycle {index + 1})", 1,
-                    lambda head=delayed_commits[level], level=level: request_for(
-                        head, f"delay-{level:g}"
-                    ),
-                    progress,
-                )
-            summary = summarize(same_reports, level_reports, delays, args.delayed)
-            markdown = _write_outputs(
-                args.output, summary, context, same_reports, level_reports
-            )
-        print(markdown)
-    finally:
-        if args.keep:
-            progress(f"Kept the calibration clone and runs in {scratch}.")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+        parts = []
+        first_cycle_has_same_run = True
+    else:
+        context["reference_p99"] = earlier["context"]["reference_p99"]
+        delays = earlier["delays"]
+        same_reports = list(earlier["same_reports"])
+        level_reports = {level: list(earlier["level_reports"][level]) for level in levels}
+        # A part without a record is the whole of a file written before parts were recorded.
+        parts = list(earlier["context"].get("parts") or [
+            {"started": None, "cycles": len(same_reports), "python": earlier["context"].get("python")}
+        ])
+        context["resumed_from"] = os.path.abspath(args.resume)
+        first_cycle_has_same_run = False
+    context["delays_ns"] = {f"{level:g}": delay for level, delay in delays.items()}
+    part = {"started": started, "cycles": 0, "python": context["python"]}
+    context["parts"] = [*parts, part]
 
-    if summary["broken_runs"]:
-        return EXIT_BROKEN
-    if summary["false_alarm_runs"] or summary["missed_at_or_above_25_percent"]:
-        return EXIT_REGRESSION
-    return EXIT_OK
+    delayed_commits = {
+        level: _commit_delay(clone, commit, args.delay_site, delays[level], f"calibration-{level:g}")
+        for level in levels
+    }
+    os.makedirs(args.output, exist_ok=True)
+
+    # The scenarios take turns, one gate run each, so that slow drift of a shared machine
+    # hits them alike, and a calibration cut short by --max-minutes still has as many runs
+    # of every scenario. The files are rewritten after every cycle.
+    done = min(len(reports) for reports in level_reports.values())
+    if done >= args.runs:
+        progress(f"{args.resume} already has {done} cycles; --runs {args.runs} asks for no more.")
+    for index in range(done, args.runs):
+        if index > done and deadline is not None and time.monotonic() >= deadline:
+            progress(f"Stopping after {index} of {args.runs} cycles: --max-minutes reached.")
+            break
+        if not (index == done and first_cycle_has_same_run):
+            same_reports += _run_series(
+                f"same code (cycle {index + 1})", 1,
+                lambda: request_for(same_commit, "same"), progress,
+            )
+        for level in levels:
+            level_reports[level] += _run_series(
+                f"+{level:g}% delay (cycle {index + 1})", 1,
+                lambda head=delayed_commits[level], level=level: request_for(
+                    head, f"delay-{level:g}"
+                ),
+                progress,
+            )
+        part["cycles"] += 1
+        summary = summarize(same_reports, level_reports, delays, args.delayed)
+        _write_outputs(args.output, summary, context, same_reports, level_reports)
+
+    summary = summarize(same_reports, level_reports, delays, args.delayed)
+    print(_write_outputs(args.output, summary, context, same_reports, level_reports))
+    return _exit_code(summary)
 
 
 def add_rejudge_arguments(parser: argparse.ArgumentParser) -> None:
@@ -592,8 +740,4 @@ def command_rejudge(args: argparse.Namespace) -> int:
     os.makedirs(args.output, exist_ok=True)
     summary = summarize(same_reports, level_reports, delays, context.get("delayed"))
     print(_write_outputs(args.output, summary, context, same_reports, level_reports))
-    if summary["broken_runs"]:
-        return EXIT_BROKEN
-    if summary["false_alarm_runs"] or summary["missed_at_or_above_25_percent"]:
-        return EXIT_REGRESSION
-    return EXIT_OK
+    return _exit_code(summary)
