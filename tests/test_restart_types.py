@@ -123,6 +123,36 @@ async def test_restart_keeps_spec_arguments(probe):
     await supervisor.stop()
 
 
+@pytest.mark.parametrize("signals_ready", [False, True])
+@pytest.mark.parametrize("kwargs", [{}, {"name": "x"}])
+async def test_restart_without_listener_keeps_arguments(signals_ready, kwargs, caplog):
+    """With no event listener, a restart still passes the same arguments and logs the failure."""
+    calls = []
+    second_call = asyncio.Event()
+
+    async def child(position, **received):
+        task_status = received.pop("task_status", None)
+        calls.append((position, received))
+        if task_status is not None:
+            task_status.started()
+        if len(calls) == 1:
+            raise RuntimeError("first generation fails")
+        second_call.set()
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor(
+        [ChildSpec("child", child, args=(7,), kwargs=kwargs, signals_ready=signals_ready)]
+    )
+    await supervisor.start()
+    await second_call.wait()
+
+    assert calls == [(7, kwargs), (7, kwargs)]
+    [info] = supervisor.which_children()
+    assert info.restarts == 1
+    assert "first generation fails" in caplog.text
+    await supervisor.stop()
+
+
 async def test_unrequested_cancellation_is_abnormal_exit(probe):
     """A transient child cancelled by someone other than its supervisor is restarted."""
     supervisor, events = await start_one(probe, restart="transient")
