@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from benchmarks import _restart
+from benchmarks import _crash_loop, _restart
 from benchmarks._load import LOAD_LEVELS, Load
 from benchmarks._restart import RestartProbe, next_grid_point, require
 
@@ -152,3 +152,30 @@ def test_every_track_benchmark_has_unit():
     assert {name: unit for name, unit in units.items() if unit == "unit"} == {}
     assert units["overhead.InstrumentOverhead.track_probe_on_crash"] == "ns"
     assert units["overhead.IdleChildMemory.track_supervised_child"] == "bytes"
+
+
+@pytest.mark.parametrize("signals_ready", [True, False])
+async def test_crash_loop_finishes_both_kinds(signals_ready):
+    """Both loops end after their restarts and return a positive time per restart."""
+    per_restart_ns = await _crash_loop.supervised_loop(50, signals_ready)
+    assert per_restart_ns > 0
+    assert await _crash_loop.bare_loop(50) > 0
+
+
+def test_crash_loop_prints_ratio(capsys):
+    assert _crash_loop.main(["--restarts", "30", "--runs", "2"]) == 0
+    output = capsys.readouterr().out
+    assert "30 restarts x 2 runs, signals_ready=True" in output
+    assert "ratio" in output
+
+
+def test_crash_loop_rejects_zero_restarts(capsys):
+    with pytest.raises(SystemExit):
+        _crash_loop.main(["--restarts", "0"])
+    assert "--restarts must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_crash_loop_path_without_package(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _crash_loop.main(["--path", str(tmp_path)])
+    assert "has no supervisor package folder" in capsys.readouterr().err
