@@ -58,6 +58,16 @@ FAILURE_LOG_WINDOW = 1.0
 
 _names = itertools.count(1)
 
+# A one_for_one restart starts the replacement with no pass through the event loop. A child
+# that fails before its first await would then keep every other task from running for as long
+# as the restart intensity allows, forever if it allows more restarts than the child can fail.
+# So after QUICK_RESTARTS consecutive generations that each exited within QUICK_EXIT seconds
+# of their start, the next restart first yields to the event loop once.
+# NOTE: a child that runs longer than QUICK_EXIT without awaiting before each failure is not
+# detected, and other tasks then wait until the restart intensity stops it.
+QUICK_EXIT = 100e-6
+QUICK_RESTARTS = 100
+
 # CPython 3.12 added eager task start (Task(..., eager_start=True)): children then start, and
 # group restarts run, without one event-loop pass per child.
 EAGER_START = sys.version_info >= (3, 12)
@@ -629,6 +639,7 @@ class Supervisor:
         signals_ready = spec.signals_ready
         start_timeout = spec.start_timeout
         now: float | None = None  # clock time of the last exit, reused by the restart
+        quick_exits = 0  # consecutive generations that exited within QUICK_EXIT of their start
         # With an eager task factory this runs before _launch() has stored the task.
         task = asyncio.current_task()
         assert task is not None
@@ -640,6 +651,7 @@ class Supervisor:
         one_for_one = self._strategy is Strategy.ONE_FOR_ONE
         try:
             while True:
+                started_at = now  # None for the first start and after a backoff delay
                 child.generation += 1
                 generation = child.generation
                 child.status = _STARTING
@@ -718,6 +730,10 @@ class Supervisor:
                     self._fail_waiter(child, reason)
                     return
                 now = self._now()
+                if started_at is not None and now - started_at < QUICK_EXIT:
+                    quick_exits += 1
+                else:
+                    quick_exits = 0
                 if self._listening:
                     self._record_exit(child, reason, now)
                 else:
@@ -756,6 +772,10 @@ class Supervisor:
                     child.status = ChildStatus.RESTARTING
                     await _clock.sleep(self._clock, delay)
                     now = None  # the start timeout runs from the end of the delay
+                elif quick_exits >= QUICK_RESTARTS:
+                    quick_exits = 0
+                    child.status = ChildStatus.RESTARTING
+                    await asyncio.sleep(0)
         except Exception as error:
             # The child's own exceptions are handled inside the loop, so this is a failure of
             # the supervisor itself on the restart path, for example a clock that raised.

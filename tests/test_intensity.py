@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import traceback
 
 import pytest
@@ -423,3 +428,121 @@ def test_intensity_message_wording():
     assert "offender 'a' returned" in str(single_restart)
     lifetime = RestartIntensityExceeded("sup", "a", 4, 3, None, RuntimeError("x"))
     assert "exited with RuntimeError('x') after 3 restarts" in str(lifetime)
+
+
+class LoopPasses:
+    """A task that counts the passes of the event loop it gets, until cancelled."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)
+
+
+async def crash_loop(clock, generations, lifetime=0.0):
+    """Run a child that fails before its first await; return the loop passes between its first and last start.
+
+    Each generation moves the virtual clock by ``lifetime`` before it raises. The restart
+    intensity allows far more restarts than the test makes.
+    """
+    starts = 0
+    passes_at_first = None
+    passes_at_end = asyncio.get_running_loop().create_future()
+    passes = LoopPasses()
+
+    async def child():
+        nonlocal starts, passes_at_first
+        starts += 1
+        if starts == 1:
+            passes_at_first = passes.count
+        if starts == generations:
+            passes_at_end.set_result(passes.count - passes_at_first)
+            await asyncio.Event().wait()
+        clock.advance(lifetime)
+        raise RuntimeError("fails at once")
+
+    supervisor = Supervisor(
+        [ChildSpec("spinner", child)], max_restarts=10**6, max_seconds=1.0, clock=clock
+    )
+    await supervisor.start()
+    try:
+        seen = await passes_at_end
+        [info] = supervisor.which_children()
+        assert info.restarts == generations - 1
+        return seen
+    finally:
+        passes.task.cancel()
+        await supervisor.stop()
+
+
+async def test_quick_crash_loop_yields_to_event_loop(clock):
+    """A child failing before any await still lets other tasks run between its restarts."""
+    from supervisor._supervisor import QUICK_RESTARTS
+
+    passes = await crash_loop(clock, generations=10 * QUICK_RESTARTS + 1)
+
+    # One yield per QUICK_RESTARTS quick exits. The first generation has no known start
+    # time, so the count begins with the second.
+    assert passes >= 9
+
+
+async def test_slow_generations_restart_without_yield(clock):
+    """Generations that live longer than QUICK_EXIT restart with no pass through the loop."""
+    from supervisor._supervisor import QUICK_EXIT, QUICK_RESTARTS
+
+    passes = await crash_loop(clock, generations=3 * QUICK_RESTARTS, lifetime=2 * QUICK_EXIT)
+
+    assert passes == 0
+
+
+SPINNING_SERVICE = textwrap.dedent("""
+    import asyncio, logging, sys
+    from supervisor import ChildSpec, Supervisor
+
+    logging.disable(logging.CRITICAL)
+    starts = 0
+
+    async def child():
+        global starts
+        starts += 1
+        if starts == 1000:
+            print("spinning", flush=True)
+        raise RuntimeError("fails at once")
+
+    async def main():
+        async with Supervisor([ChildSpec("spinner", child)], max_restarts=10**9, max_seconds=1.0):
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        print(f"interrupted, more than 1000 starts: {starts > 1000}", flush=True)
+""")
+
+
+def test_interrupt_ends_quick_crash_loop(tmp_path):
+    """Ctrl-C reaches asyncio.run() while a child fails before its first await, over and over."""
+    script = tmp_path / "service.py"
+    script.write_text(SPINNING_SERVICE)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    try:
+        assert process.stdout.readline() == "spinning\n"
+        process.send_signal(signal.SIGINT)
+        # A hang guard, not a speed bound: before the fix the loop never ran again.
+        output, errors = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, errors
+    assert output == "interrupted, more than 1000 starts: True\n"
