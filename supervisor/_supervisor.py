@@ -62,7 +62,7 @@ _names = itertools.count(1)
 # that fails before its first await would then keep every other task from running for as long
 # as the restart intensity allows, forever if it allows more restarts than the child can fail.
 # So after QUICK_RESTARTS consecutive generations that each exited within QUICK_EXIT seconds
-# of their start, the next restart first yields to the event loop once.
+# of the call to their start function, the next restart first yields to the event loop once.
 # NOTE: a child that runs longer than QUICK_EXIT without awaiting before each failure is not
 # detected, and other tasks then wait until the restart intensity stops it.
 QUICK_EXIT = 100e-6
@@ -652,7 +652,6 @@ class Supervisor:
         permanent = spec.restart is Restart.PERMANENT
         try:
             while True:
-                started_at = now  # None for the first start and after a backoff delay
                 child.generation += 1
                 generation = child.generation
                 child.status = _STARTING
@@ -664,6 +663,9 @@ class Supervisor:
                     self._mark_ready(child, None)
 
                 reason: BaseException | None
+                # Read after the listeners and the start log, and the exit is read before them,
+                # so a slow listener or log handler cannot hide a child that fails at once.
+                started_at = self._now()
                 try:
                     if signals_ready:
                         status = TaskStatus(self, child, generation)
@@ -731,7 +733,7 @@ class Supervisor:
                     self._fail_waiter(child, reason)
                     return
                 now = self._now()
-                if started_at is not None and now - started_at < QUICK_EXIT:
+                if now - started_at < QUICK_EXIT:
                     quick_exits += 1
                 else:
                     quick_exits = 0
@@ -769,18 +771,43 @@ class Supervisor:
                 delay = self._backoff_delay(child) if spec.backoff is not None else 0.0
                 if self._listening:
                     self._emit_restarting(child, generation + 1, delay)
-                if delay:
-                    child.status = ChildStatus.RESTARTING
-                    await _clock.sleep(self._clock, delay)
-                    now = None  # the start timeout runs from the end of the delay
-                elif quick_exits >= QUICK_RESTARTS:
+                if delay or quick_exits >= QUICK_RESTARTS:
                     quick_exits = 0
                     child.status = ChildStatus.RESTARTING
-                    await asyncio.sleep(0)
+                    if not await self._wait_to_restart(child, task, delay):
+                        return
+                    now = None  # the start timeout runs from the end of the wait
         except Exception as error:
             # The child's own exceptions are handled inside the loop, so this is a failure of
             # the supervisor itself on the restart path, for example a clock that raised.
             self._fail_internally(child, error)
+
+    async def _wait_to_restart(self, child: _Child, task: asyncio.Task[None], delay: float) -> bool:
+        """Wait ``delay`` seconds, or one event-loop pass if 0, before a one_for_one restart.
+
+        Return False if the supervisor began to stop meanwhile, so the child must not start.
+        """
+        try:
+            if delay:
+                await _clock.sleep(self._clock, delay)
+            else:
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            if child.stopping:
+                raise
+            control = self._control_task
+            if self._stopping or (control is not None and control.cancelling()):
+                # As in the start phase: asyncio.run() or a stop cancelled the task itself.
+                self._record_outside_stop(child)
+                raise
+            # Someone else cancelled a child that was down. Like an unrequested cancellation of
+            # a running child, it does not end supervision: the restart goes ahead at once.
+            task.uncancel()
+        if self._stopping:
+            # The stop began during the wait and finds this task done, so it is recorded here.
+            self._record_outside_stop(child)
+            return False
+        return True
 
     def _fail_internally(self, child: _Child, error: Exception) -> None:
         # The child can no longer be supervised, so the supervisor fails instead of listing

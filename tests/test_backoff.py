@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sys
 
 import pytest
 
-from supervisor import Backoff, ChildReady, ChildRestarting, ChildStopped, Supervisor
+from supervisor import Backoff, ChildReady, ChildRestarting, ChildSpec, ChildStopped, Supervisor
 
 from supervisor.testing import settle
 
@@ -353,3 +354,71 @@ async def test_group_restart_waits_backoff_delay(clock, probe):
     assert events.time_of(ready) == 0.5
     assert probe.log[2:] == [("start", "a"), ("start", "b")]
     await supervisor.stop()
+
+
+async def test_unrequested_cancel_in_backoff_restarts(clock):
+    """A child cancelled by someone else during its backoff delay is started, not lost."""
+    starts = 0
+
+    async def child():
+        nonlocal starts
+        starts += 1
+        if starts == 1:
+            raise RuntimeError("first generation fails")
+        await asyncio.Event().wait()
+
+    backoff = Backoff(initial=1.0, jitter=0.0)
+    supervisor = Supervisor([ChildSpec("child", child, backoff=backoff)], clock=clock)
+    await supervisor.start()
+    await settle()
+    [waiting] = supervisor.which_children()
+    assert waiting.status == "restarting"
+
+    waiting.task.cancel()
+    await settle()
+
+    [info] = supervisor.which_children()
+    assert info.status == "running"
+    assert info.generation == 2
+    assert not info.task.done()
+    await supervisor.stop()
+
+
+async def test_stop_during_backoff_starts_nothing(clock):
+    """A backoff delay that ends while the supervisor stops does not start the child again."""
+    first_starts = 0
+
+    async def first():
+        nonlocal first_starts
+        first_starts += 1
+        if first_starts == 1:
+            raise RuntimeError("first generation fails")
+        await asyncio.Event().wait()
+
+    async def slow_to_stop():
+        try:
+            await asyncio.Event().wait()
+        finally:
+            # Keeps the ordered stop busy past the end of the sibling's backoff delay.
+            await clock.sleep(0.5)
+
+    events = EventLog()
+    supervisor = Supervisor(
+        [
+            ChildSpec("first", first, backoff=Backoff(initial=0.1, jitter=0.0)),
+            ChildSpec("second", slow_to_stop),
+        ],
+        clock=clock,
+        on_event=events,
+    )
+    await supervisor.start()
+    await settle()
+    stopping = asyncio.ensure_future(supervisor.stop())
+    await settle()
+
+    await clock.advance_and_settle(1.0)
+    await stopping
+
+    assert first_starts == 1
+    assert [event.cause for event in events.select(ChildStopped, "first")] == ["shutdown"]
+    assert supervisor.which_children()[0].status == "stopped"

@@ -443,7 +443,7 @@ class LoopPasses:
             await asyncio.sleep(0)
 
 
-async def crash_loop(clock, generations, lifetime=0.0):
+async def crash_loop(clock, generations, lifetime=0.0, on_event=None):
     """Run a child that fails before its first await; return the loop passes between its first and last start.
 
     Each generation moves the virtual clock by ``lifetime`` before it raises. The restart
@@ -466,7 +466,8 @@ async def crash_loop(clock, generations, lifetime=0.0):
         raise RuntimeError("fails at once")
 
     supervisor = Supervisor(
-        [ChildSpec("spinner", child)], max_restarts=10**6, max_seconds=1.0, clock=clock
+        [ChildSpec("spinner", child)], max_restarts=10**6, max_seconds=1.0, clock=clock,
+        on_event=on_event,
     )
     await supervisor.start()
     try:
@@ -485,8 +486,19 @@ async def test_quick_crash_loop_yields_to_event_loop(clock):
 
     passes = await crash_loop(clock, generations=10 * QUICK_RESTARTS + 1)
 
-    # One yield per QUICK_RESTARTS quick exits. The first generation has no known start
-    # time, so the count begins with the second.
+    # One yield per QUICK_RESTARTS quick exits.
+    assert passes >= 9
+
+
+async def test_slow_listener_keeps_quick_yield(clock):
+    """Time the supervisor spends in a listener does not make a quick child look slow."""
+    from supervisor._supervisor import QUICK_EXIT, QUICK_RESTARTS
+
+    def slow_listener(event):
+        clock.advance(10 * QUICK_EXIT)
+
+    passes = await crash_loop(clock, generations=10 * QUICK_RESTARTS + 1, on_event=slow_listener)
+
     assert passes >= 9
 
 
