@@ -75,7 +75,14 @@ async def supervised_loop(restarts, signals_ready):
     started_at = time.perf_counter_ns()
     await supervisor.start()
     try:
-        ended_at = await finished
+        # A supervisor that fails before the last generation (a restart path that raises,
+        # say, in another checkout) would otherwise leave this waiting for ever.
+        failure = asyncio.ensure_future(supervisor.wait())
+        await asyncio.wait([finished, failure], return_when=asyncio.FIRST_COMPLETED)
+        if not finished.done():
+            failure.result()  # raises the supervisor's failure
+            raise RuntimeError(f"the supervisor stopped after {starts} of {restarts + 1} starts")
+        ended_at = finished.result()
     finally:
         await supervisor.stop()
     return (ended_at - started_at) / restarts
@@ -114,7 +121,11 @@ def parse_args(argv):
         description="Time the restart path in a tight crash loop, beside a bare re-run.",
     )
     parser.add_argument(
-        "--restarts", type=int, default=20_000, help="restarts per run (default: 20000)"
+        "--restarts",
+        type=int,
+        default=20_000,
+        help="restarts per run; each run's time includes starting and stopping the supervisor, "
+        "so use thousands (default: 20000)",
     )
     parser.add_argument(
         "--runs", type=int, default=7, help="runs of each kind, taken in turns (default: 7)"
@@ -133,8 +144,8 @@ def parse_args(argv):
         "(default: the package Python finds, which is this checkout's from the repository root)",
     )
     args = parser.parse_args(argv)
-    if args.path is not None and not os.path.isdir(os.path.join(args.path, "supervisor")):
-        parser.error(f"--path {args.path!r} has no supervisor package folder")
+    if args.path is not None and not os.path.isfile(os.path.join(args.path, "supervisor", "__init__.py")):
+        parser.error(f"--path {args.path!r} has no supervisor package (supervisor/__init__.py)")
     if args.restarts < 1:
         parser.error(f"--restarts must be at least 1, got {args.restarts!r}")
     if args.runs < 1:
@@ -151,6 +162,9 @@ def main(argv=None):
     except NotImplementedError as exc:
         print(f"cannot measure: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a failure of the measured checkout, reported as such
+        print(f"measurement failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     import supervisor
 
     supervised_median = statistics.median(supervised) / 1e3

@@ -4,6 +4,9 @@ Async tests run through the ``asyncio.run`` hook in conftest.py.
 """
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -178,4 +181,31 @@ def test_crash_loop_rejects_zero_restarts(capsys):
 def test_crash_loop_path_without_package(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _crash_loop.main(["--path", str(tmp_path)])
-    assert "has no supervisor package folder" in capsys.readouterr().err
+    assert "has no supervisor package (supervisor/__init__.py)" in capsys.readouterr().err
+
+
+def test_crash_loop_reports_failed_checkout(tmp_path, capsys):
+    """A restart path that raises in the measured checkout ends the run with its error."""
+    import shutil
+
+    import supervisor
+
+    copy = tmp_path / "supervisor"
+    shutil.copytree(os.path.dirname(supervisor.__file__), copy)
+    source = copy / "_supervisor.py"
+    source.write_text(source.read_text().replace(
+        "    def _count_restart(self, child: _Child, reason: BaseException | None, now: float | None = None) -> bool:\n",
+        "    def _count_restart(self, child: _Child, reason: BaseException | None, now: float | None = None) -> bool:\n"
+        "        if child.restarts >= 40:\n"
+        "            raise ArithmeticError('broken at restart 40')\n",
+    ))
+    script = (
+        "import sys; from benchmarks import _crash_loop; "
+        f"sys.exit(_crash_loop.main(['--restarts', '200', '--runs', '1', '--path', {str(tmp_path)!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "measurement failed: ArithmeticError: broken at restart 40" in result.stderr

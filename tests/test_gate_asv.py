@@ -337,7 +337,7 @@ def test_calibration_resumes_with_same_delay(demo, tmp_path):
     assert result.returncode == EXIT_REGRESSION, result.stdout + result.stderr
     data = json.loads((second / "calibration.json").read_text())
     assert len(data["same_code_reports"]) == 2
-    assert len(data["delay_reports"]["25"]) == 2
+    assert len(data["delay_reports"]["25.0"]) == 2
     assert data["same_code_reports"][0] == first_data["same_code_reports"][0]
     assert data["context"]["delays_ns"] == first_data["context"]["delays_ns"]
     assert data["context"]["reference_p99"] == first_data["context"]["reference_p99"]

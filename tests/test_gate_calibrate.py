@@ -2,6 +2,10 @@
 
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 import types
 
 import pytest
@@ -14,7 +18,7 @@ from tools.gate.calibrate import (
     render_summary,
     summarize,
 )
-from tools.gate.report import EXIT_BROKEN, EXIT_OK, EXIT_REGRESSION
+from tools.gate.report import EXIT_BROKEN, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
 from tools.gate.runner import GateUsageError
 
 MODULE_SOURCE = """
@@ -261,7 +265,7 @@ def test_resume_rejects_other_levels_and_python(tmp_path):
 def test_resume_skips_fields_older_files_lack(tmp_path):
     context = {key: value for key, value in CONTEXT.items() if key != "select"}
     earlier = load_resume(str(write_calibration(tmp_path, context)))
-    check_resume(earlier, {**CONTEXT, "select": "anything"}, [25.0])
+    check_resume(earlier, {**CONTEXT, "select": "anything", "higher_is_better": []}, [25.0])
 
 
 def test_summary_lists_resumed_parts():
@@ -277,3 +281,155 @@ def test_summary_lists_resumed_parts():
         "time, 8 cycle(s) started 2026-12-05T02:00:00Z." in markdown
     )
     assert "Measured in parts" not in render_summary(summary, {**CONTEXT, "parts": parts[1:]})
+
+
+# The cycle bookkeeping below runs the real command on a real clone of this repository, with
+# the gate runs themselves replaced by canned reports: the asv side has its own end-to-end
+# test (test_calibration_resumes_with_same_delay in test_gate_asv.py), which takes minutes.
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OPTIONS = [
+    "--machine", "box", "--rounds", "3", "--delayed", "Latency",
+    "--delay-site", "supervisor._supervisor:Supervisor._count_restart",
+]
+
+
+class CannedReport:
+    def __init__(self, data):
+        self.data = data
+
+    def to_json(self):
+        return self.data
+
+
+@pytest.fixture
+def fake_gate(tmp_path, monkeypatch):
+    """Run calibrate from this repository with canned gate runs; return the series requested."""
+    from tools.gate import calibrate
+
+    if subprocess.run(["git", "-C", PROJECT_ROOT, "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("this repository has no commit yet")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".asv-machine.json").write_text(json.dumps({"box": {"machine": "box"}, "version": 1}))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.chdir(PROJECT_ROOT)
+    series = []
+
+    def run_gate(request):
+        name = os.path.basename(request.work_dir)
+        series.append(name)
+        delayed = name.startswith("delay")
+        data = gate_json(1 if delayed else 0, [
+            ("'idle'", 1e-4, "regression" if delayed else "unchanged"),
+        ])
+        data.update(outcome="canned", counts={"regression": 1} if delayed else {})
+        return CannedReport(data)
+
+    monkeypatch.setattr(calibrate, "run_gate", run_gate)
+    return series
+
+
+def resumable_context():
+    head = subprocess.run(
+        ["git", "-C", PROJECT_ROOT, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return {**CONTEXT, "revision": head, "machine": "box", "rounds": 3, "select": r"\.track_p99",
+            "delay_site": OPTIONS[-1], "python": sys.version.split()[0]}
+
+
+def calibrate_main(*args):
+    from tools.gate.cli import main
+
+    return main(["calibrate", *OPTIONS, *args])
+
+
+def test_fresh_calibration_runs_each_scenario(fake_gate, tmp_path):
+    out = tmp_path / "out"
+    assert calibrate_main("--runs", "3", "--output", str(out)) == EXIT_OK
+    assert fake_gate == ["same", "delay-25", "same", "delay-25", "same", "delay-25"]
+    data = json.loads((out / "calibration.json").read_text())
+    assert len(data["same_code_reports"]) == 3
+    assert len(data["delay_reports"]["25.0"]) == 3
+    assert data["context"]["parts"][0]["cycles"] == 3
+
+
+def test_resume_evens_out_unequal_runs(fake_gate, tmp_path):
+    earlier = write_calibration(tmp_path, resumable_context())
+    data = json.loads(earlier.read_text())
+    data["same_code_reports"].append(data["same_code_reports"][0])  # 3 same-code, 2 delay runs
+    earlier.write_text(json.dumps(data))
+    out = tmp_path / "out"
+
+    assert calibrate_main("--runs", "4", "--resume", str(earlier), "--output", str(out)) == EXIT_OK
+
+    assert fake_gate == ["delay-25", "same", "delay-25"]
+    result = json.loads((out / "calibration.json").read_text())
+    assert len(result["same_code_reports"]) == 4
+    assert len(result["delay_reports"]["25.0"]) == 4
+    assert [part["cycles"] for part in result["context"]["parts"]] == [2, 2]
+
+
+def test_resume_with_every_cycle_done_runs_nothing(fake_gate, tmp_path):
+    earlier = write_calibration(tmp_path, resumable_context())
+    out = tmp_path / "out"
+    assert calibrate_main("--runs", "1", "--resume", str(earlier), "--output", str(out)) == EXIT_OK
+    assert fake_gate == []
+    context = json.loads((out / "calibration.json").read_text())["context"]
+    assert context["runs"] == 2
+    assert len(context["parts"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rounds", "2"], "--rounds must be at least 3"),
+        (["--delay-percent", "nan"], "--delay-percent must be a positive number"),
+        (["--delay-percent", "0"], "--delay-percent must be a positive number"),
+        (["--delay-percent", "25", "--delay-percent", "25"], "lists a level twice"),
+        (["--delay-site", "supervisor._supervisor:Supervisor.no_such_method"], "could not be wrapped"),
+    ],
+)
+def test_bad_option_fails_before_any_run(fake_gate, tmp_path, capsys, args, message):
+    assert calibrate_main(*args, "--output", str(tmp_path / "out")) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+    assert fake_gate == []
+
+
+def test_resume_refuses_to_overwrite_its_file(fake_gate, tmp_path, capsys):
+    earlier = write_calibration(tmp_path)
+    before = earlier.read_bytes()
+    assert calibrate_main("--resume", str(earlier), "--output", str(tmp_path)) == EXIT_USAGE
+    assert "would overwrite the calibration given to --resume" in capsys.readouterr().err
+    assert earlier.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda data: data.update(same_code_reports="xyz"), "same-code reports are not a list"),
+        (lambda data: data.update(same_code_reports=[{}]), "same-code reports are not a list"),
+        (lambda data: data["delay_reports"].update({"25.0": "abc"}), "delay reports at 25.0%"),
+        (lambda data: data["context"].update(reference_p99="fast"), "reference_p99='fast'"),
+        (lambda data: data["context"].pop("rounds"), "its context lacks rounds"),
+        (lambda data: data["context"].update(delays_ns={"25": 0}), "positive whole nanoseconds"),
+    ],
+)
+def test_resume_malformed_file_names_field(tmp_path, damage, message):
+    path = write_calibration(tmp_path)
+    data = json.loads(path.read_text())
+    damage(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(GateUsageError, match=re.escape(message)):
+        load_resume(str(path))
+
+
+def test_resume_takes_select_from_reports(tmp_path):
+    context = {key: value for key, value in CONTEXT.items() if key != "select"}
+    path = write_calibration(tmp_path, context)
+    data = json.loads(path.read_text())
+    data["same_code_reports"][0]["settings"] = {"select": "track_p99", "higher_is_better": ["x"]}
+    path.write_text(json.dumps(data))
+    earlier = load_resume(str(path))
+    with pytest.raises(GateUsageError, match="it has higher_is_better=\\['x'\\]"):
+        check_resume(earlier, {**CONTEXT, "higher_is_better": []}, [25.0])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -36,6 +37,7 @@ from .decide import Settings
 from .gate import GateRequest, compare_stored, run_gate
 from .report import EXIT_BROKEN, EXIT_OK, EXIT_REGRESSION, Report
 from .runner import (
+    MIN_ROUNDS,
     GateUsageError,
     check_machine,
     load_asv_config,
@@ -331,7 +333,7 @@ def _write_outputs(
     markdown = render_summary(summary, context)
     data = json.dumps(
         {"context": context, "summary": summary, "same_code_reports": same_reports,
-         "delay_reports": {f"{level:g}": reports for level, reports in level_reports.items()}},
+         "delay_reports": {str(level): reports for level, reports in level_reports.items()}},
         indent=2,
     )
     # Written beside the target and renamed over it, so an interrupted calibration never
@@ -414,36 +416,88 @@ def _exit_code(summary: dict) -> int:
 
 # Context fields that a resumed calibration must share with the one it continues, because
 # each changes what a run measures or how it is judged.
-_RESUME_FIELDS = ("machine", "rounds", "min_effect", "alpha", "delay_site", "delayed", "select")
+_RESUME_FIELDS = (
+    "machine", "rounds", "min_effect", "alpha", "delay_site", "delayed", "select",
+    "higher_is_better",
+)
+# Fields that the first calibration files did not store in their context. Their values are
+# then taken from the settings in the first gate report.
+_LATER_FIELDS = ("select", "higher_is_better")
+
+
+def _level(text) -> float:
+    level = float(text)
+    if not (math.isfinite(level) and level > 0):
+        raise ValueError(f"delay level {text!r} is not a positive number")
+    return level
+
+
+def _check_reports(path: str, label: str, reports) -> list[dict]:
+    if not isinstance(reports, list) or not all(
+        isinstance(report, dict)
+        and isinstance(report.get("comparisons"), list)
+        and isinstance(report.get("exit_code"), int)
+        for report in reports
+    ):
+        raise GateUsageError(
+            f"cannot resume from the calibration {path}: its {label} are not a list of gate "
+            "reports, each with exit_code and comparisons"
+        )
+    return reports
 
 
 def load_resume(path: str) -> dict:
     """Read an earlier calibration.json; return its context, reports and delays.
 
-    Raise GateUsageError, naming the file, if it cannot be read or lacks a field.
+    Raise GateUsageError, naming the file and the field, if it cannot be read or a field is
+    missing or malformed, so that a bad file fails before any run is spent on it.
     """
     try:
         with open(path, encoding="utf-8") as stream:
             earlier = json.load(stream)
-        context = dict(earlier["context"])
-        same_reports = list(earlier["same_code_reports"])
-        level_reports = {
-            float(level): list(reports) for level, reports in earlier["delay_reports"].items()
-        }
-        # Files written before delays were stored in the context have them in every row.
-        delays = {
-            float(level): int(delay)
-            for level, delay in context.get("delays_ns", {}).items()
-        } or {
-            float(row["level_percent"]): int(row["delay_ns"])
-            for row in earlier["summary"]["detections"]
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise GateUsageError(f"cannot resume from the calibration {path}: {exc!r}") from None
-    missing = [field for field in ("revision", "reference_p99", "python") if field not in context]
+    except (OSError, ValueError) as exc:
+        raise GateUsageError(f"cannot resume from the calibration {path}: {exc}") from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("context"), dict):
+        raise GateUsageError(f"cannot resume from the calibration {path}: it has no context object")
+    context = dict(earlier["context"])
+    missing = [
+        field for field in ("revision", "reference_p99", "python", *_RESUME_FIELDS)
+        if field not in context and field not in _LATER_FIELDS
+    ]
     if missing:
         raise GateUsageError(
             f"cannot resume from the calibration {path}: its context lacks {', '.join(missing)}"
+        )
+    reference = context["reference_p99"]
+    if not (isinstance(reference, (int, float)) and math.isfinite(reference) and reference > 0):
+        raise GateUsageError(
+            f"cannot resume from the calibration {path}: reference_p99={reference!r} is not a "
+            "positive number of seconds"
+        )
+
+    same_reports = _check_reports(path, "same-code reports", earlier.get("same_code_reports"))
+    delay_reports = earlier.get("delay_reports")
+    if not isinstance(delay_reports, dict):
+        raise GateUsageError(f"cannot resume from the calibration {path}: it has no delay_reports object")
+    try:
+        level_reports = {
+            _level(level): _check_reports(path, f"delay reports at {level}%", reports)
+            for level, reports in delay_reports.items()
+        }
+        # Files written before delays were stored in the context have them in every row.
+        stored = context.get("delays_ns") or {
+            row["level_percent"]: row["delay_ns"] for row in earlier["summary"]["detections"]
+        }
+        delays = {_level(level): delay for level, delay in stored.items()}
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise GateUsageError(
+            f"cannot resume from the calibration {path}: its delay levels or delays are "
+            f"unreadable ({exc})"
+        ) from None
+    if not all(isinstance(delay, int) and delay > 0 for delay in delays.values()):
+        raise GateUsageError(
+            f"cannot resume from the calibration {path}: its delays {sorted(delays.values())} "
+            "are not all positive whole nanoseconds"
         )
     if not same_reports:
         raise GateUsageError(f"cannot resume from the calibration {path}: it has no same-code run")
@@ -452,6 +506,11 @@ def load_resume(path: str) -> dict:
             f"cannot resume from the calibration {path}: its delay reports are for levels "
             f"{sorted(level_reports)} but its delays for {sorted(delays)}"
         )
+    # Files written before the judging settings were stored have them in every report.
+    settings = same_reports[0].get("settings") or {}
+    for field in _LATER_FIELDS:
+        if field not in context and field in settings:
+            context[field] = settings[field]
     return {
         "path": path,
         "context": context,
@@ -466,9 +525,8 @@ def check_resume(earlier: dict, current: dict, levels: list[float]) -> None:
     path = earlier["path"]
     context = earlier["context"]
     for field in _RESUME_FIELDS:
-        # Files written before "select" was stored have no value to compare.
         if field not in context:
-            continue
+            continue  # a later field that neither the context nor the reports recorded
         if context[field] != current[field]:
             raise GateUsageError(
                 f"cannot resume from {path}: it has {field}={context[field]!r}, this run "
@@ -498,6 +556,11 @@ def command_calibrate(args: argparse.Namespace) -> int:
         )
     if args.runs < 1:
         raise GateUsageError(f"--runs must be at least 1, got {args.runs!r}")
+    if args.rounds < MIN_ROUNDS:
+        raise GateUsageError(
+            f"--rounds must be at least {MIN_ROUNDS} (got {args.rounds}): with fewer rounds no "
+            "difference can be significant, so every delay would be missed"
+        )
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise GateUsageError(f"--max-minutes must be a positive number, got {args.max_minutes!r}")
     if args.delayed is not None:
@@ -508,6 +571,18 @@ def command_calibrate(args: argparse.Namespace) -> int:
                 f"--delayed {args.delayed!r} is not a valid regular expression: {exc}"
             ) from None
     levels = args.delay_percent or [25.0]
+    for level in levels:
+        if not (math.isfinite(level) and level > 0):
+            raise GateUsageError(f"--delay-percent must be a positive number, got {level!r}")
+    if len(set(levels)) != len(levels):
+        raise GateUsageError(f"--delay-percent lists a level twice: {levels}")
+    if args.resume is not None and os.path.abspath(args.output) == os.path.dirname(
+        os.path.abspath(args.resume)
+    ):
+        raise GateUsageError(
+            f"--output {args.output} would overwrite the calibration given to --resume; "
+            "choose another folder, so the earlier file stays as it is"
+        )
     conf = load_asv_config(args.config)
     root = os.path.dirname(os.path.abspath(args.config))
     repo = os.path.abspath(os.path.join(root, conf.get("repo", ".")))
@@ -531,6 +606,7 @@ def command_calibrate(args: argparse.Namespace) -> int:
         "min_effect": settings.min_effect,
         "alpha": settings.alpha,
         "select": settings.select,
+        "higher_is_better": list(settings.higher_is_better),
         "delay_site": args.delay_site,
         "delayed": args.delayed,
         "runs": args.runs,
@@ -575,6 +651,9 @@ def _calibrate(args, context, earlier, levels, settings, repo, env_dir, scratch,
             echo=False,
         )
 
+    # Wrapping the delay site once with 1 ns proves it exists before any run is spent.
+    _commit_delay(clone, commit, args.delay_site, 1, "calibration-check")
+
     deadline = None if args.max_minutes is None else time.monotonic() + args.max_minutes * 60
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if earlier is None:
@@ -596,21 +675,20 @@ def _calibrate(args, context, earlier, levels, settings, repo, env_dir, scratch,
         }
         level_reports: dict[float, list[dict]] = {level: [] for level in levels}
         parts = []
-        first_cycle_has_same_run = True
     else:
         context["reference_p99"] = earlier["context"]["reference_p99"]
         delays = earlier["delays"]
         same_reports = list(earlier["same_reports"])
         level_reports = {level: list(earlier["level_reports"][level]) for level in levels}
         # A part without a record is the whole of a file written before parts were recorded.
+        complete = min(len(same_reports), *(len(reports) for reports in level_reports.values()))
         parts = list(earlier["context"].get("parts") or [
-            {"started": None, "cycles": len(same_reports), "python": earlier["context"].get("python")}
+            {"started": None, "cycles": complete, "python": earlier["context"].get("python")}
         ])
         context["resumed_from"] = os.path.abspath(args.resume)
-        first_cycle_has_same_run = False
-    context["delays_ns"] = {f"{level:g}": delay for level, delay in delays.items()}
+    context["delays_ns"] = {str(level): delay for level, delay in delays.items()}
     part = {"started": started, "cycles": 0, "python": context["python"]}
-    context["parts"] = [*parts, part]
+    context["parts"] = parts
 
     delayed_commits = {
         level: _commit_delay(clone, commit, args.delay_site, delays[level], f"calibration-{level:g}")
@@ -620,27 +698,33 @@ def _calibrate(args, context, earlier, levels, settings, repo, env_dir, scratch,
 
     # The scenarios take turns, one gate run each, so that slow drift of a shared machine
     # hits them alike, and a calibration cut short by --max-minutes still has as many runs
-    # of every scenario. The files are rewritten after every cycle.
-    done = min(len(reports) for reports in level_reports.values())
+    # of every scenario. Cycle ``index`` runs each scenario that has at most ``index`` runs,
+    # which also evens out a resumed file with more runs of one scenario than another. The
+    # files are rewritten after every cycle.
+    done = min(len(same_reports), *(len(reports) for reports in level_reports.values()))
     if done >= args.runs:
         progress(f"{args.resume} already has {done} cycles; --runs {args.runs} asks for no more.")
+    else:
+        context["parts"] = [*parts, part]
+    context["runs"] = max(args.runs, done)
     for index in range(done, args.runs):
         if index > done and deadline is not None and time.monotonic() >= deadline:
             progress(f"Stopping after {index} of {args.runs} cycles: --max-minutes reached.")
             break
-        if not (index == done and first_cycle_has_same_run):
+        if len(same_reports) <= index:
             same_reports += _run_series(
                 f"same code (cycle {index + 1})", 1,
                 lambda: request_for(same_commit, "same"), progress,
             )
         for level in levels:
-            level_reports[level] += _run_series(
-                f"+{level:g}% delay (cycle {index + 1})", 1,
-                lambda head=delayed_commits[level], level=level: request_for(
-                    head, f"delay-{level:g}"
-                ),
-                progress,
-            )
+            if len(level_reports[level]) <= index:
+                level_reports[level] += _run_series(
+                    f"+{level:g}% delay (cycle {index + 1})", 1,
+                    lambda head=delayed_commits[level], level=level: request_for(
+                        head, f"delay-{level:g}"
+                    ),
+                    progress,
+                )
         part["cycles"] += 1
         summary = summarize(same_reports, level_reports, delays, args.delayed)
         _write_outputs(args.output, summary, context, same_reports, level_reports)

@@ -25,7 +25,7 @@ from .decide import Settings
 from .gate import GateRequest, compare_stored, run_gate
 from .report import EXIT_BROKEN, EXIT_OK, EXIT_USAGE, Report
 from .results import find_bad_files
-from .runner import GateUsageError, resolve_revision, settings_from_args, write_last_good
+from .runner import MIN_ROUNDS, GateUsageError, resolve_revision, settings_from_args, write_last_good
 
 DEFAULT_STATE_FILE = os.path.join(".gate", "last-good")
 DEFAULT_WORK_DIR = os.path.join(".asv", "gate")
@@ -180,11 +180,6 @@ def _print_report(report: Report) -> int:
     sys.stdout.write(report.to_markdown())
     sys.stdout.flush()
     return report.exit_code
-
-
-# Below this many interleaved rounds, the test on round medians, corrected over every row,
-# cannot reach significance at the default alpha, so the gate would pass any regression.
-MIN_ROUNDS = 3
 
 
 def _command_run(args: argparse.Namespace) -> int:

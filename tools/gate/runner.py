@@ -20,6 +20,7 @@ from .decide import Settings
 
 __all__ = [
     "GateUsageError",
+    "MIN_ROUNDS",
     "AsvRun",
     "check_machine",
     "default_base",
@@ -37,6 +38,11 @@ MACHINE_FILE = os.path.join("~", ".asv-machine.json")
 
 class GateUsageError(Exception):
     """A usage or configuration error, with a message that says what to do next."""
+
+
+# Below this many interleaved rounds, the test on round medians, corrected over every row,
+# cannot reach significance at the default alpha, so the gate would pass any regression.
+MIN_ROUNDS = 3
 
 
 def settings_from_args(args) -> Settings:
