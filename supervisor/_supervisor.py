@@ -325,6 +325,8 @@ class Supervisor:
         # three times, and a bound C function costs less than a method call.
         self._now: Callable[[], float] = time.monotonic if isinstance(clock, MonotonicClock) else clock.now
         self._on_event = on_event
+        # Clock time spent in ChildReady listeners, which the quick-exit count leaves out.
+        self._listener_time = 0.0
         self._streams: list[EventStream] = []
         self._listening = on_event is not None
 
@@ -664,8 +666,9 @@ class Supervisor:
 
                 reason: BaseException | None
                 # Read after the listeners and the start log, and the exit is read before them,
-                # so a slow listener or log handler cannot hide a child that fails at once.
-                started_at = self._now()
+                # so a slow listener or log handler cannot hide a child that fails at once. The
+                # ChildReady listeners that started() calls are subtracted.
+                started_at = self._now() - self._listener_time
                 try:
                     if signals_ready:
                         status = TaskStatus(self, child, generation)
@@ -733,7 +736,7 @@ class Supervisor:
                     self._fail_waiter(child, reason)
                     return
                 now = self._now()
-                if now - started_at < QUICK_EXIT:
+                if now - self._listener_time - started_at < QUICK_EXIT:
                     quick_exits += 1
                 else:
                     quick_exits = 0
@@ -803,6 +806,11 @@ class Supervisor:
             # Someone else cancelled a child that was down. Like an unrequested cancellation of
             # a running child, it does not end supervision: the restart goes ahead at once.
             task.uncancel()
+            logger.warning(
+                "child %r of supervisor %r was cancelled while waiting %s s to restart; "
+                "restarting it now",
+                child.spec.id, self.name, delay,
+            )
         if self._stopping:
             # The stop began during the wait and finds this task done, so it is recorded here.
             self._record_outside_stop(child)
@@ -1035,7 +1043,11 @@ class Supervisor:
         if child.spec.backoff is not None:
             child.ready_at = self._now()
         if self._listening:
+            # started() runs this inside the child's generation, so the listeners' time is
+            # recorded for the quick-exit count to leave out.
+            called_at = self._now()
             self._emit(ChildReady(self.name, child.spec.id, time.perf_counter_ns(), child.generation))
+            self._listener_time += self._now() - called_at
         waiter = child.ready_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(value)

@@ -356,7 +356,7 @@ async def test_group_restart_waits_backoff_delay(clock, probe):
     await supervisor.stop()
 
 
-async def test_unrequested_cancel_in_backoff_restarts(clock):
+async def test_unrequested_cancel_in_backoff_restarts(clock, caplog):
     """A child cancelled by someone else during its backoff delay is started, not lost."""
     starts = 0
 
@@ -377,6 +377,7 @@ async def test_unrequested_cancel_in_backoff_restarts(clock):
     waiting.task.cancel()
     await settle()
 
+    assert "was cancelled while waiting 1.0 s to restart; restarting it now" in caplog.text
     [info] = supervisor.which_children()
     assert info.status == "running"
     assert info.generation == 2

@@ -224,8 +224,14 @@ def test_resume_reads_runs_and_delays(tmp_path):
 
 
 def test_resume_prefers_stored_delays(tmp_path):
+    path = write_calibration(tmp_path, {**CONTEXT, "delays_ns": {"25.0": 25_000}})
+    assert load_resume(str(path))["delays"] == {25.0: 25_000}
+
+
+def test_resume_rejects_edited_delay(tmp_path):
     path = write_calibration(tmp_path, {**CONTEXT, "delays_ns": {"25": 24_000}})
-    assert load_resume(str(path))["delays"] == {25.0: 24_000}
+    with pytest.raises(GateUsageError, match="its delay at 25% is 24000 ns, but 25% of its reference_p99"):
+        load_resume(str(path))
 
 
 def test_resume_truncated_file_names_it(tmp_path):
@@ -384,8 +390,9 @@ def test_resume_with_every_cycle_done_runs_nothing(fake_gate, tmp_path):
     ("args", "message"),
     [
         (["--rounds", "2"], "--rounds must be at least 3"),
-        (["--delay-percent", "nan"], "--delay-percent must be a positive number"),
-        (["--delay-percent", "0"], "--delay-percent must be a positive number"),
+        (["--delay-percent", "nan"], "--delay-percent must be a number above 0 and at most 1000"),
+        (["--delay-percent", "0"], "--delay-percent must be a number above 0 and at most 1000"),
+        (["--delay-percent", "1e308"], "--delay-percent must be a number above 0 and at most 1000"),
         (["--delay-percent", "25", "--delay-percent", "25"], "lists a level twice"),
         (["--delay-site", "supervisor._supervisor:Supervisor.no_such_method"], "could not be wrapped"),
     ],
@@ -399,9 +406,21 @@ def test_bad_option_fails_before_any_run(fake_gate, tmp_path, capsys, args, mess
 def test_resume_refuses_to_overwrite_its_file(fake_gate, tmp_path, capsys):
     earlier = write_calibration(tmp_path)
     before = earlier.read_bytes()
-    assert calibrate_main("--resume", str(earlier), "--output", str(tmp_path)) == EXIT_USAGE
-    assert "would overwrite the calibration given to --resume" in capsys.readouterr().err
+    alias = tmp_path / "alias"
+    alias.symlink_to(tmp_path)
+    for output in (tmp_path, alias):
+        assert calibrate_main("--resume", str(earlier), "--output", str(output)) == EXIT_USAGE
+        assert "would overwrite the calibration given to --resume" in capsys.readouterr().err
     assert earlier.read_bytes() == before
+    assert fake_gate == []
+
+
+def test_output_that_is_a_file_fails_first(fake_gate, tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("")
+    assert calibrate_main("--output", str(target)) == EXIT_USAGE
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert fake_gate == []
 
 
 @pytest.mark.parametrize(
@@ -412,7 +431,23 @@ def test_resume_refuses_to_overwrite_its_file(fake_gate, tmp_path, capsys):
         (lambda data: data["delay_reports"].update({"25.0": "abc"}), "delay reports at 25.0%"),
         (lambda data: data["context"].update(reference_p99="fast"), "reference_p99='fast'"),
         (lambda data: data["context"].pop("rounds"), "its context lacks rounds"),
-        (lambda data: data["context"].update(delays_ns={"25": 0}), "positive whole nanoseconds"),
+        (lambda data: data["context"].update(delays_ns={"25": 0}), "its delay at 25% is 0 ns"),
+        (lambda data: data["context"].update(delays_ns={"25": True}), "its delay at 25% is True ns"),
+        (lambda data: data["context"].update(revision=123), "revision=123 is not a commit hash"),
+        (lambda data: data["context"].update(parts="abc"), "parts='abc' is not a list"),
+        (lambda data: data["context"].update(reference_p99=True), "reference_p99=True"),
+        (lambda data: data["same_code_reports"][0]["comparisons"][0].pop("before"),
+         "in run 1 of its same-code reports, a row has no before field"),
+        (lambda data: data["same_code_reports"][0]["comparisons"][0].update(before=0),
+         "a row's before is 0, not a positive number"),
+        (lambda data: data["same_code_reports"][0]["comparisons"][0].pop("benchmark"),
+         "a row's benchmark is None, not a string"),
+        (lambda data: data["delay_reports"]["25.0"][1]["comparisons"][0].update(params=None),
+         "in run 2 of its delay reports at 25.0%, a row's params is None"),
+        (lambda data: data["same_code_reports"][0]["comparisons"].append("row"),
+         "a row is str, not an object"),
+        (lambda data: data["delay_reports"].update({"25": data["delay_reports"]["25.0"]}),
+         "it lists the same delay level twice"),
     ],
 )
 def test_resume_malformed_file_names_field(tmp_path, damage, message):
@@ -433,3 +468,17 @@ def test_resume_takes_select_from_reports(tmp_path):
     earlier = load_resume(str(path))
     with pytest.raises(GateUsageError, match="it has higher_is_better=\\['x'\\]"):
         check_resume(earlier, {**CONTEXT, "higher_is_better": []}, [25.0])
+
+
+def test_error_inside_gate_exits_broken(fake_gate, tmp_path, monkeypatch, capsys):
+    """A crash of the tool exits 2, never 1, which would read as a regression."""
+    from tools.gate import calibrate
+
+    def run_gate(request):
+        raise ZeroDivisionError("inside the gate")
+
+    monkeypatch.setattr(calibrate, "run_gate", run_gate)
+    assert calibrate_main("--output", str(tmp_path / "out")) == EXIT_BROKEN
+    errors = capsys.readouterr().err
+    assert "ZeroDivisionError: inside the gate" in errors
+    assert "calibrate failed inside the gate (traceback above); exiting with 2" in errors

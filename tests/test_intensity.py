@@ -443,7 +443,7 @@ class LoopPasses:
             await asyncio.sleep(0)
 
 
-async def crash_loop(clock, generations, lifetime=0.0, on_event=None):
+async def crash_loop(clock, generations, lifetime=0.0, on_event=None, signals_ready=False):
     """Run a child that fails before its first await; return the loop passes between its first and last start.
 
     Each generation moves the virtual clock by ``lifetime`` before it raises. The restart
@@ -454,9 +454,11 @@ async def crash_loop(clock, generations, lifetime=0.0, on_event=None):
     passes_at_end = asyncio.get_running_loop().create_future()
     passes = LoopPasses()
 
-    async def child():
+    async def child(task_status=None):
         nonlocal starts, passes_at_first
         starts += 1
+        if task_status is not None:
+            task_status.started()
         if starts == 1:
             passes_at_first = passes.count
         if starts == generations:
@@ -466,8 +468,8 @@ async def crash_loop(clock, generations, lifetime=0.0, on_event=None):
         raise RuntimeError("fails at once")
 
     supervisor = Supervisor(
-        [ChildSpec("spinner", child)], max_restarts=10**6, max_seconds=1.0, clock=clock,
-        on_event=on_event,
+        [ChildSpec("spinner", child, signals_ready=signals_ready)], max_restarts=10**6,
+        max_seconds=1.0, clock=clock, on_event=on_event,
     )
     await supervisor.start()
     try:
@@ -490,14 +492,21 @@ async def test_quick_crash_loop_yields_to_event_loop(clock):
     assert passes >= 9
 
 
-async def test_slow_listener_keeps_quick_yield(clock):
-    """Time the supervisor spends in a listener does not make a quick child look slow."""
+@pytest.mark.parametrize("signals_ready", [False, True])
+async def test_slow_listener_keeps_quick_yield(clock, signals_ready):
+    """Time the supervisor spends in a listener does not make a quick child look slow.
+
+    With signals_ready, the ChildReady listeners run inside the child's started() call.
+    """
     from supervisor._supervisor import QUICK_EXIT, QUICK_RESTARTS
 
     def slow_listener(event):
         clock.advance(10 * QUICK_EXIT)
 
-    passes = await crash_loop(clock, generations=10 * QUICK_RESTARTS + 1, on_event=slow_listener)
+    passes = await crash_loop(
+        clock, generations=10 * QUICK_RESTARTS + 1, on_event=slow_listener,
+        signals_ready=signals_ready,
+    )
 
     assert passes >= 9
 

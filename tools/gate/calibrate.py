@@ -327,6 +327,9 @@ def summarize(
     }
 
 
+_OUTPUT_FILES = ("calibration.md", "calibration.json")
+
+
 def _write_outputs(
     output: str, summary: dict, context: dict, same_reports: list[dict], level_reports: dict
 ) -> str:
@@ -338,7 +341,7 @@ def _write_outputs(
     )
     # Written beside the target and renamed over it, so an interrupted calibration never
     # leaves a truncated file where the last complete one was.
-    for name, text in (("calibration.md", markdown), ("calibration.json", data)):
+    for name, text in zip(_OUTPUT_FILES, (markdown, data)):
         path = os.path.join(output, name)
         with open(path + ".tmp", "w", encoding="utf-8") as stream:
             stream.write(text)
@@ -425,6 +428,11 @@ _RESUME_FIELDS = (
 _LATER_FIELDS = ("select", "higher_is_better")
 
 
+def _delay_ns(level: float, reference: float) -> int:
+    """Return the injected delay for ``level`` percent of ``reference`` seconds, at least 1 ns."""
+    return max(1, round(level / 100 * reference * 1e9))
+
+
 def _level(text) -> float:
     level = float(text)
     if not (math.isfinite(level) and level > 0):
@@ -432,17 +440,48 @@ def _level(text) -> float:
     return level
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _row_problem(row) -> str | None:
+    # The fields summarize() and render_summary() read from a gate report's row.
+    if not isinstance(row, dict):
+        return f"a row is {type(row).__name__}, not an object"
+    for field in ("benchmark", "env", "verdict"):
+        if not isinstance(row.get(field), str):
+            return f"a row's {field} is {row.get(field)!r}, not a string"
+    params = row.get("params")
+    if not (isinstance(params, dict) or (isinstance(params, list) and all(isinstance(p, str) for p in params))):
+        return f"a row's params is {params!r}, not an object or a list of strings"
+    if "before" not in row:
+        return "a row has no before field"
+    before = row["before"]
+    if before is not None and not (_is_number(before) and before > 0):
+        return f"a row's before is {before!r}, not a positive number of seconds or null"
+    return None
+
+
 def _check_reports(path: str, label: str, reports) -> list[dict]:
     if not isinstance(reports, list) or not all(
         isinstance(report, dict)
         and isinstance(report.get("comparisons"), list)
         and isinstance(report.get("exit_code"), int)
+        and not isinstance(report.get("exit_code"), bool)
         for report in reports
     ):
         raise GateUsageError(
             f"cannot resume from the calibration {path}: its {label} are not a list of gate "
             "reports, each with exit_code and comparisons"
         )
+    for index, report in enumerate(reports, 1):
+        for row in report["comparisons"]:
+            problem = _row_problem(row)
+            if problem is not None:
+                raise GateUsageError(
+                    f"cannot resume from the calibration {path}: in run {index} of its {label}, "
+                    f"{problem}"
+                )
     return reports
 
 
@@ -468,8 +507,22 @@ def load_resume(path: str) -> dict:
         raise GateUsageError(
             f"cannot resume from the calibration {path}: its context lacks {', '.join(missing)}"
         )
+    if not isinstance(context["revision"], str):
+        raise GateUsageError(
+            f"cannot resume from the calibration {path}: revision={context['revision']!r} is "
+            "not a commit hash"
+        )
+    parts = context.get("parts")
+    if parts is not None and not (
+        isinstance(parts, list)
+        and all(isinstance(part, dict) and isinstance(part.get("cycles"), int) for part in parts)
+    ):
+        raise GateUsageError(
+            f"cannot resume from the calibration {path}: parts={parts!r} is not a list of "
+            "objects with a cycles count"
+        )
     reference = context["reference_p99"]
-    if not (isinstance(reference, (int, float)) and math.isfinite(reference) and reference > 0):
+    if not (_is_number(reference) and reference > 0):
         raise GateUsageError(
             f"cannot resume from the calibration {path}: reference_p99={reference!r} is not a "
             "positive number of seconds"
@@ -494,11 +547,21 @@ def load_resume(path: str) -> dict:
             f"cannot resume from the calibration {path}: its delay levels or delays are "
             f"unreadable ({exc})"
         ) from None
-    if not all(isinstance(delay, int) and delay > 0 for delay in delays.values()):
+    if len(level_reports) != len(delay_reports) or len(delays) != len(stored):
         raise GateUsageError(
-            f"cannot resume from the calibration {path}: its delays {sorted(delays.values())} "
-            "are not all positive whole nanoseconds"
+            f"cannot resume from the calibration {path}: it lists the same delay level twice "
+            f"({sorted(delay_reports)})"
         )
+    for level, delay in delays.items():
+        # The delay a calibration derives from its level and reference, so a hand-edited
+        # delay or reference cannot slip into the runs that follow.
+        expected = _delay_ns(level, reference)
+        if isinstance(delay, bool) or delay != expected:
+            raise GateUsageError(
+                f"cannot resume from the calibration {path}: its delay at {level:g}% is "
+                f"{delay!r} ns, but {level:g}% of its reference_p99 ({reference!r} s) is "
+                f"{expected} ns"
+            )
     if not same_reports:
         raise GateUsageError(f"cannot resume from the calibration {path}: it has no same-code run")
     if set(level_reports) != set(delays):
@@ -572,13 +635,17 @@ def command_calibrate(args: argparse.Namespace) -> int:
             ) from None
     levels = args.delay_percent or [25.0]
     for level in levels:
-        if not (math.isfinite(level) and level > 0):
-            raise GateUsageError(f"--delay-percent must be a positive number, got {level!r}")
+        # A delay ten times the reference p99 is already far past any regression worth sizing.
+        if not (math.isfinite(level) and 0 < level <= 1000):
+            raise GateUsageError(
+                f"--delay-percent must be a number above 0 and at most 1000, got {level!r}"
+            )
     if len(set(levels)) != len(levels):
         raise GateUsageError(f"--delay-percent lists a level twice: {levels}")
-    if args.resume is not None and os.path.abspath(args.output) == os.path.dirname(
-        os.path.abspath(args.resume)
-    ):
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise GateUsageError(f"--output {args.output} is a file, not a folder")
+    written = [os.path.realpath(os.path.join(args.output, name)) for name in _OUTPUT_FILES]
+    if args.resume is not None and os.path.realpath(args.resume) in written:
         raise GateUsageError(
             f"--output {args.output} would overwrite the calibration given to --resume; "
             "choose another folder, so the earlier file stays as it is"
@@ -670,9 +737,7 @@ def _calibrate(args, context, earlier, levels, settings, repo, env_dir, scratch,
                 f"{os.path.join(scratch, 'runs', 'same')}"
             )
         context["reference_p99"] = max(medians)
-        delays = {
-            level: max(1, round(level / 100 * context["reference_p99"] * 1e9)) for level in levels
-        }
+        delays = {level: _delay_ns(level, context["reference_p99"]) for level in levels}
         level_reports: dict[float, list[dict]] = {level: [] for level in levels}
         parts = []
     else:
@@ -701,15 +766,18 @@ def _calibrate(args, context, earlier, levels, settings, repo, env_dir, scratch,
     # of every scenario. Cycle ``index`` runs each scenario that has at most ``index`` runs,
     # which also evens out a resumed file with more runs of one scenario than another. The
     # files are rewritten after every cycle.
-    done = min(len(same_reports), *(len(reports) for reports in level_reports.values()))
-    if done >= args.runs:
+    counts = [len(same_reports), *(len(reports) for reports in level_reports.values())]
+    done = min(counts)
+    # A scenario with more runs than --runs still gets its partners evened up to it.
+    target = max(args.runs, *counts)
+    if done >= target:
         progress(f"{args.resume} already has {done} cycles; --runs {args.runs} asks for no more.")
     else:
         context["parts"] = [*parts, part]
-    context["runs"] = max(args.runs, done)
-    for index in range(done, args.runs):
+    context["runs"] = target
+    for index in range(done, target):
         if index > done and deadline is not None and time.monotonic() >= deadline:
-            progress(f"Stopping after {index} of {args.runs} cycles: --max-minutes reached.")
+            progress(f"Stopping after {index} of {target} cycles: --max-minutes reached.")
             break
         if len(same_reports) <= index:
             same_reports += _run_series(

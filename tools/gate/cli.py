@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 
 from .calibrate import (
     add_calibrate_arguments,
@@ -260,4 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     except GateUsageError as exc:
         print(f"gate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception:  # noqa: BLE001 - Python's own exit code 1 would read as a regression
+        traceback.print_exc()
+        print(
+            f"gate: error: {args.command} failed inside the gate (traceback above); exiting "
+            f"with {EXIT_BROKEN}, the code for a broken run",
+            file=sys.stderr,
+        )
+        return EXIT_BROKEN
 
