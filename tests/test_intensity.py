@@ -521,9 +521,12 @@ async def test_slow_generations_restart_without_yield(clock):
 
 
 SPINNING_SERVICE = textwrap.dedent("""
-    import asyncio, logging, sys
+    import asyncio, logging, signal, sys
     from supervisor import ChildSpec, Supervisor
 
+    # A shell that starts a job in the background makes it ignore SIGINT, and children inherit
+    # that; asyncio.run() then leaves Ctrl-C alone. Restore Python's own handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.disable(logging.CRITICAL)
     starts = 0
 
@@ -550,20 +553,19 @@ def test_interrupt_ends_quick_crash_loop(tmp_path):
     script = tmp_path / "service.py"
     script.write_text(SPINNING_SERVICE)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": root},
-    )
-    try:
-        assert process.stdout.readline() == "spinning\n"
-        process.send_signal(signal.SIGINT)
-        # A hang guard, not a speed bound: before the fix the loop never ran again.
-        output, errors = process.communicate(timeout=120)
-    finally:
-        process.kill()
-        process.wait()
+    ) as process:
+        try:
+            assert process.stdout.readline() == "spinning\n"
+            process.send_signal(signal.SIGINT)
+            # A hang guard, not a speed bound: before the fix the loop never ran again.
+            output, errors = process.communicate(timeout=50)
+        finally:
+            process.kill()
     assert process.returncode == 0, errors
     assert output == "interrupted, more than 1000 starts: True\n"
