@@ -248,7 +248,7 @@ def test_p99_graph_renders(site):
     dom = render(site, "#bench.Restart.track_p99?p-load=%27idle%27&p-children=1")
     assert '<canvas class="flot-base"' in dom
     tick_labels = re.findall(r'class="flot-tick-label tickLabel"[^>]*>([^<]*)<', dom)
-    # The y axis reaches 1.5 ms only if the points were plotted. asv showed it in microseconds
-    # ("1.50e+3") in most runs and in milliseconds ("1.50") in one CI run on a busy machine;
-    # an empty flot axis ends at 1.
+    # The y axis reaches the injected 1.5 ms only if the points were plotted. asv showed it in
+    # microseconds ("1.50e+3") in most runs and in milliseconds ("1.50") in one CI run on a
+    # busy machine.
     assert "1.50e+3" in tick_labels or "1.50" in tick_labels, tick_labels
