@@ -667,8 +667,10 @@ class Supervisor:
                 reason: BaseException | None
                 # Read after the listeners and the start log, and the exit is read before them,
                 # so a slow listener or log handler cannot hide a child that fails at once. The
-                # ChildReady listeners that started() calls are subtracted.
-                started_at = self._now() - self._listener_time
+                # ChildReady listeners that started() calls are subtracted. The first start, and
+                # the first after a wait, is not timed: an idle child then keeps no float alive,
+                # 24 bytes each.
+                started_at = None if now is None else self._now() - self._listener_time
                 try:
                     if signals_ready:
                         status = TaskStatus(self, child, generation)
@@ -736,7 +738,7 @@ class Supervisor:
                     self._fail_waiter(child, reason)
                     return
                 now = self._now()
-                if now - self._listener_time - started_at < QUICK_EXIT:
+                if started_at is not None and now - self._listener_time - started_at < QUICK_EXIT:
                     quick_exits += 1
                 else:
                     quick_exits = 0

@@ -209,3 +209,17 @@ def test_crash_loop_reports_failed_checkout(tmp_path, capsys):
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "measurement failed: ArithmeticError: broken at restart 40" in result.stderr
+
+
+def test_idle_child_memory_within_twice_bare_task():
+    """An idle supervised child costs under twice a bare task (tracemalloc, deterministic).
+
+    Every local that _child_main keeps alive while the child runs adds to this: a float held
+    in its frame costs 24 bytes per child.
+    """
+    from benchmarks.overhead import IdleChildMemory
+
+    benchmark = IdleChildMemory()
+    cache = benchmark.setup_cache()
+    benchmark.setup(cache)
+    assert benchmark.track_ratio(cache) < 2.0
