@@ -689,8 +689,7 @@ class Supervisor:
                     if child.stopping:
                         self._fail_waiter(child, error)
                         raise
-                    control = self._control_task
-                    if self._stopping or (control is not None and control.cancelling()):
+                    if self._shutting_down():
                         # A stop, not a crash, although the supervisor did not request it. Either
                         # the supervisor is stopping anyway, or the event loop is shutting down.
                         # asyncio.run() cancels every task left when the main coroutine returns or
@@ -787,6 +786,11 @@ class Supervisor:
             # the supervisor itself on the restart path, for example a clock that raised.
             self._fail_internally(child, error)
 
+    def _shutting_down(self) -> bool:
+        """Return whether the supervisor is stopping or its control task is being cancelled."""
+        control = self._control_task
+        return self._stopping or (control is not None and control.cancelling() > 0)
+
     async def _wait_to_restart(self, child: _Child, task: asyncio.Task[None], delay: float) -> bool:
         """Wait ``delay`` seconds, or one event-loop pass if 0, before a one_for_one restart.
 
@@ -800,8 +804,7 @@ class Supervisor:
         except asyncio.CancelledError:
             if child.stopping:
                 raise
-            control = self._control_task
-            if self._stopping or (control is not None and control.cancelling()):
+            if self._shutting_down():
                 # As in the start phase: asyncio.run() or a stop cancelled the task itself.
                 self._record_outside_stop(child)
                 raise
