@@ -430,12 +430,19 @@ class Supervisor:
         # added at run time are not carried over.
         self._children = {spec.id: self._new_child(spec) for spec in self._specs}
         self._state = "starting"
+        self._wakeup = None  # set by the control task once it runs
         self._control_task = loop.create_task(self._control_main(), name=f"{self.name}:control")
         try:
             for child in list(self._children.values()):
                 if self._stopping:
                     break
                 await self._launch(child)
+            if self._wakeup is None and not self._stopping:
+                # No child start passed through the event loop (there were none, or they
+                # started eagerly), so the control task has not run yet. A task cancelled before
+                # its first step never runs its body: nothing would then stop the children or
+                # end wait(), as when asyncio.run() cancels every task left.
+                await asyncio.sleep(0)
         except BaseException:
             await self._stop_and_wait()
             failure = self._failure
@@ -644,9 +651,11 @@ class Supervisor:
         start_timeout = spec.start_timeout
         now: float | None = None  # clock time of the last exit, reused by the restart
         quick_exits = 0  # consecutive generations that exited within QUICK_EXIT of their start
-        # With an eager task factory this runs before _launch() has stored the task.
+        # A task that starts eagerly runs this before _spawn() has stored it, and a child that
+        # stops itself before its first suspension must find its own task.
         task = asyncio.current_task()
         assert task is not None
+        child.task = task
         if _tracking["current_child"]:
             current_child.set((self, spec.id))
         # Restarted without a look at the restart type once the child is known to be

@@ -365,6 +365,25 @@ async def test_loop_teardown_order_stops_children(clock, probe, supervisor_logs,
     assert [record.getMessage() for record in supervisor_logs.records if record.levelno >= logging.ERROR] == []
 
 
+async def test_control_cancelled_after_start_stops(clock):
+    """start() returns only once the control task runs, so a cancel just after it still stops.
+
+    With no child to wait for (or children that started eagerly), start() used to return before
+    the control task's first step; a task cancelled then never runs its body, and wait() hung.
+    """
+    events = EventLog(clock)
+    supervisor = Supervisor([], name="empty", clock=clock, on_event=events)
+    await supervisor.start()
+    [control] = asyncio.all_tasks() - {asyncio.current_task()}
+
+    control.cancel()
+    await asyncio.gather(control, return_exceptions=True)
+    await supervisor.wait()
+
+    assert [event.reason for event in events.select(SupervisorStopped)] == [None]
+    assert supervisor.state == "stopped"
+
+
 @pytest.mark.parametrize("strategy", ["one_for_one", "one_for_all", "rest_for_one"])
 def test_main_returning_while_running_is_quiet(strategy, probe, supervisor_logs):
     """The main coroutine of asyncio.run() returns without stop(): the children are stopped, with no ERROR log."""
