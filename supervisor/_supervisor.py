@@ -539,12 +539,15 @@ class Supervisor:
             return
         self._stopping = True
         self._state = "stopping"
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
+        self._wake_control()
         control = self._control_task
         if self._in_group_restart and control is not None and control is not asyncio.current_task():
             control.cancel()
+
+    def _wake_control(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     async def _control_main(self) -> None:
         # The control task runs group restarts one at a time and performs the final shutdown,
@@ -648,7 +651,6 @@ class Supervisor:
         args = spec.args
         kwargs = spec.kwargs
         signals_ready = spec.signals_ready
-        start_timeout = spec.start_timeout
         now: float | None = None  # clock time of the last exit, reused by the restart
         quick_exits = 0  # consecutive generations that exited within QUICK_EXIT of their start
         # A task that starts eagerly runs this before _spawn() has stored it, and a child that
@@ -682,14 +684,15 @@ class Supervisor:
                 started_at = None if now is None else self._now() - self._listener_time
                 try:
                     if signals_ready:
-                        status = TaskStatus(self, child, generation)
-                        if start_timeout is not None:
-                            self._watch_start(child, start_timeout, now)
+                        # Every local here is a slot in each child's frame for its whole life,
+                        # so the start timeout and the status are not kept in locals.
+                        if spec.start_timeout is not None:
+                            self._watch_start(child, spec.start_timeout, now)
                         # Without keyword arguments, the call builds no dict to merge them.
                         if kwargs:
-                            await start(*args, task_status=status, **kwargs)
+                            await start(*args, task_status=TaskStatus(self, child, generation), **kwargs)
                         else:
-                            await start(*args, task_status=status)
+                            await start(*args, task_status=TaskStatus(self, child, generation))
                     elif kwargs:
                         await start(*args, **kwargs)
                     else:
@@ -758,11 +761,10 @@ class Supervisor:
                     if reason is not None:
                         self._log_failure(child, reason, now)
 
-                waiter = child.ready_waiter
-                if waiter is not None and not waiter.done():
+                if child.ready_waiter is not None and not child.ready_waiter.done():
                     # A caller waits for this start, so the failure is its to handle.
                     child.status = ChildStatus.EXITED
-                    waiter.set_exception(ChildStartError(self.name, spec.id, reason))
+                    child.ready_waiter.set_exception(ChildStartError(self.name, spec.id, reason))
                     return
 
                 if (self._stopping or not permanent) and not self._should_restart(child, reason):
@@ -770,9 +772,7 @@ class Supervisor:
                 if self._strategy is not _ONE_FOR_ONE:
                     child.status = ChildStatus.RESTARTING
                     self._pending.append((child, generation, reason))
-                    wakeup = self._wakeup
-                    if wakeup is not None and not wakeup.done():
-                        wakeup.set_result(None)
+                    self._wake_control()
                     return
                 if child.limited and not self._within_child_limits(child, reason):
                     return
