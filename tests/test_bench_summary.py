@@ -63,8 +63,12 @@ def _samples_result(values):
     )
 
 
-def write_results(results_dir, commit, supervised=SUPERVISED, baseline=BASELINE):
-    """Write an asv results file for ``commit`` and return its path."""
+def write_results(results_dir, commit, supervised=SUPERVISED, baseline=BASELINE, extra=()):
+    """Write an asv results file for ``commit`` and return its path.
+
+    ``extra`` adds more benchmarks, as (name, params, values) with ``values`` in the
+    order of the parameter combinations.
+    """
     params = {"machine": MACHINE, "cpu": "Test CPU", "num_cpu": "2", "python": "3.11"}
     results = Results(params, {}, commit, 1_700_000_000_000, "3.11", "virtualenv-py3.11", {})
     started_at = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
@@ -85,6 +89,10 @@ def write_results(results_dir, commit, supervised=SUPERVISED, baseline=BASELINE)
             "params": [[repr(load) for load in LOADS]],
         }
         values = [table[load] for load in LOADS]
+        results.add_result(benchmark, _samples_result(values), started_at=started_at, record_samples=True)
+
+    for name, params, values in extra:
+        benchmark = {"name": name, "version": "1", "params": [[repr(value) for value in axis] for axis in params]}
         results.add_result(benchmark, _samples_result(values), started_at=started_at, record_samples=True)
 
     results.save(str(results_dir))
@@ -306,3 +314,86 @@ def test_results_option_overrides_directory(repository, tmp_path):
     assert completed.returncode == bench_summary.EXIT_OK, completed.stderr
     assert str(elsewhere) in completed.stdout
     assert not os.path.exists(repo / "results")
+
+
+GROUP_SIZES = [1, 100, 1000, 10000]
+# Seconds per timed call. Bare start costs 1 us per child; the ordered group restart 3 us per
+# child at 100 and 1,000 and 4 us at 10,000; the parallel one 1.5 us per child.
+GROUP_EXTRA = [
+    ("group_restart.BareTaskStart.time_bare_start", [GROUP_SIZES], [n * 1e-6 for n in GROUP_SIZES]),
+    (
+        "group_restart.GroupRestart.time_group_restart",
+        [["one_for_all", "rest_for_one"], GROUP_SIZES],
+        [3e-6, 3e-4, 3e-3, 4e-2] * 2,
+    ),
+    ("group_restart.ParallelGroupRestart.time_group_restart", [["one_for_all"], GROUP_SIZES], [n * 1.5e-6 for n in GROUP_SIZES]),
+    ("overhead.IdleChildMemory.track_ratio", [], [1.9]),
+]
+
+
+def target_rows(output):
+    """Return the ratio-target rows as {target: (this run, status)}."""
+    rows = {}
+    lines = output.split("Ratio targets", 1)[1].splitlines()
+    for line in lines:
+        cells = [cell.strip() for cell in line.split("  ") if cell.strip()]
+        if len(cells) == 3 and cells[0] != "target" and not set(cells[0]) <= {"-"}:
+            rows[cells[0]] = (cells[1], cells[2])
+    return rows
+
+
+def test_targets_show_ratios_and_status(repository):
+    repo, commit = repository
+    write_results(repo / "results", commit, extra=GROUP_EXTRA)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_OK, completed.stderr
+    rows = target_rows(completed.stdout)
+    # p99 over base p99: idle 30/2 and 40/2, heavy 50/5 and 2,500/5.
+    assert rows["one_for_one p99 within 2x of the bare re-run"] == ("10.00x to 500.00x, 0 of 4 rows within", "missed")
+    assert rows["p99 at 10,000 children within 1.5x of 1 child"] == ("idle 1.33x, heavy 50.00x", "missed")
+    assert rows["one_for_all per child within 2x of bare task start"] == (
+        "3.00x at 100, 3.00x at 1,000, 4.00x at 10,000",
+        "missed",
+    )
+    assert rows["the same with parallel_group_restart=True"] == ("1.50x at 100, 1.50x at 1,000, 1.50x at 10,000", "met")
+    assert rows["one_for_all linear in N (per-child cost, within 1.5x)"] == (
+        "3.0 µs at 1,000, 4.0 µs at 10,000: 1.33x",
+        "met",
+    )
+    assert rows["memory per idle child within 2x of a bare task"] == ("1.90x", "met")
+
+
+def test_targets_name_missing_and_failed(repository):
+    """Absent benchmarks read "not measured" and a failed one "failed"; the exit status stays the SLO's."""
+    repo, commit = repository
+    extra = [
+        ("group_restart.BareTaskStart.time_bare_start", [GROUP_SIZES], [n * 1e-6 for n in GROUP_SIZES]),
+        ("group_restart.GroupRestart.time_group_restart", [["one_for_all"], GROUP_SIZES], [3e-6, None, 3e-3, 3e-2]),
+        ("overhead.IdleChildMemory.track_ratio", [], [None]),
+    ]
+    write_results(repo / "results", commit, extra=extra)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_OK, completed.stderr
+    rows = target_rows(completed.stdout)
+    assert rows["one_for_all per child within 2x of bare task start"] == (
+        "failed at 100, 3.00x at 1,000, 3.00x at 10,000",
+        "missed",
+    )
+    assert rows["the same with parallel_group_restart=True"] == ("not measured", "not measured")
+    assert rows["memory per idle child within 2x of a bare task"] == ("failed", "not measured")
+
+
+def test_targets_without_group_results(repository):
+    repo, commit = repository
+    write_results(repo / "results", commit)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    rows = target_rows(completed.stdout)
+    assert rows["one_for_all per child within 2x of bare task start"] == ("not measured", "not measured")
+    assert rows["memory per idle child within 2x of a bare task"] == ("not measured", "not measured")
+    assert "one_for_all linear in N (per-child cost, within 1.5x)" not in rows

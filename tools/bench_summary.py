@@ -5,8 +5,10 @@ Reads ``results/<machine>/<commit[:8]>-<environment>.json`` (asv's results
 format, version 2) and prints, per load level and child count, the one_for_one
 restart latency p50, p95, p99 and max in microseconds, the bare-coroutine
 baseline beside it, their ratio, and whether p99 meets the SLO. Each figure is
-the median over the batches that the benchmark reported. The script only reads
-the results directory.
+the median over the batches that the benchmark reported. A second table sets the
+same file against the suite's ratio targets: p99 within 2x of the bare re-run,
+p99 flat in the child count, group restarts against bare task start, and memory
+per idle child. The script only reads the results directory.
 
 Exit status: 0 if every measured p99 meets the SLO, 1 if one misses it or was
 not measured, 2 if the results cannot be found or read.
@@ -24,6 +26,14 @@ from pathlib import Path
 SUPERVISED = "restart_latency.OneForOneRestartLatency.track_{}"
 BASELINE = "restart_latency.BareRerunLatency.track_{}"
 STATISTICS = ("p50", "p95", "p99", "max")
+
+GROUP_RESTART = "group_restart.GroupRestart.time_group_restart"
+PARALLEL_GROUP_RESTART = "group_restart.ParallelGroupRestart.time_group_restart"
+BARE_START = "group_restart.BareTaskStart.time_bare_start"
+MEMORY_RATIO = "overhead.IdleChildMemory.track_ratio"
+# Group restarts are compared with bare task start from this many children on. Below
+# it, the fixed cost of one restart decides the ratio more than the cost per child.
+GROUP_MIN_CHILDREN = 100
 
 EXIT_OK = 0
 EXIT_SLO_MISSED = 1
@@ -238,10 +248,136 @@ def build_rows(table, path, slo):
     return header, rows, all_met
 
 
-def render_table(header, rows):
+def _ratio_text(value):
+    return f"{value:.2f}x"
+
+
+def _absent_text(value):
+    """Describe a value that is not a number: "not measured", "failed" or "skipped"."""
+    if value is MISSING:
+        return "not measured"
+    return format_micros(value)
+
+
+def _verdict(ratios, limit):
+    if not ratios:
+        return "not measured"
+    return "met" if max(ratios) <= limit else "missed"
+
+
+def _latency_targets(supervised, baseline):
+    """Return the rows for the p99 ratio to the bare re-run and for flatness in the child count."""
+    p99 = supervised.get("p99", {})
+    base = baseline.get("p99", {})
+    ratios = [
+        value / base[load]
+        for (load, _), value in p99.items()
+        if _is_measured(value) and _is_measured(base.get(load)) and base[load] > 0
+    ]
+    if ratios:
+        within = sum(1 for ratio in ratios if ratio <= 2.0)
+        measured = f"{_ratio_text(min(ratios))} to {_ratio_text(max(ratios))}, {within} of {len(ratios)} rows within"
+    else:
+        measured = "not measured"
+    rows = [["one_for_one p99 within 2x of the bare re-run", measured, _verdict(ratios, 2.0)]]
+
+    by_load = {}
+    for (load, children), value in p99.items():
+        by_load.setdefault(load, {})[children] = value
+    flat = []
+    parts = []
+    largest = None
+    for load, values in by_load.items():
+        sizes = sorted(size for size in values if isinstance(size, int))
+        if len(sizes) < 2 or not (_is_measured(values[sizes[0]]) and _is_measured(values[sizes[-1]])):
+            continue
+        largest = sizes[-1]
+        ratio = values[sizes[-1]] / values[sizes[0]]
+        flat.append(ratio)
+        parts.append(f"{load} {_ratio_text(ratio)}")
+    if largest is not None:
+        rows.append([f"p99 at {largest:,} children within 1.5x of 1 child", ", ".join(parts), _verdict(flat, 1.5)])
+    return rows
+
+
+def _group_targets(table, path):
+    """Return the rows that compare group restarts with bare task start, per child count."""
+    if BARE_START not in table:
+        return [
+            ["one_for_all per child within 2x of bare task start", "not measured", "not measured"],
+            ["the same with parallel_group_restart=True", "not measured", "not measured"],
+        ]
+    bare = {combination[0]: value for combination, value in index_by_params(table[BARE_START], path, BARE_START).items()}
+    rows = []
+    linear = []
+    for label, name in (
+        ("one_for_all per child within 2x of bare task start", GROUP_RESTART),
+        ("the same with parallel_group_restart=True", PARALLEL_GROUP_RESTART),
+    ):
+        if name not in table:
+            rows.append([label, "not measured", "not measured"])
+            continue
+        values = {
+            combination[1]: value
+            for combination, value in index_by_params(table[name], path, name).items()
+            if combination[0] == "one_for_all"
+        }
+        ratios = []
+        parts = []
+        for children in sorted(size for size in values if isinstance(size, int) and size >= GROUP_MIN_CHILDREN):
+            value, base = values[children], bare.get(children, MISSING)
+            if _is_measured(value) and _is_measured(base) and base > 0:
+                ratios.append(value / base)
+                parts.append(f"{_ratio_text(value / base)} at {children:,}")
+            else:
+                parts.append(f"{_absent_text(value if not _is_measured(value) else base)} at {children:,}")
+        rows.append([label, ", ".join(parts) or "not measured", _verdict(ratios, 2.0)])
+        if name == GROUP_RESTART:
+            sizes = sorted(size for size in values if isinstance(size, int) and _is_measured(values[size]))
+            if len(sizes) >= 2 and sizes[-2] >= GROUP_MIN_CHILDREN:
+                small, large = sizes[-2], sizes[-1]
+                growth = (values[large] / large) / (values[small] / small)
+                linear.append([
+                    "one_for_all linear in N (per-child cost, within 1.5x)",
+                    f"{values[small] / small * 1e6:.1f} µs at {small:,}, {values[large] / large * 1e6:.1f} µs "
+                    f"at {large:,}: {_ratio_text(growth)}",
+                    _verdict([growth], 1.5),
+                ])
+    return rows + linear
+
+
+def build_target_rows(table, path):
+    """Return (header, rows) that compare this run with the suite's ratio targets.
+
+    Each row names a target, what this run measured and "met", "missed" or "not measured".
+    Benchmarks absent from the file, for example after ``asv run -b``, give "not measured".
+    """
+    supervised = {}
+    name = SUPERVISED.format("p99")
+    if name in table:
+        supervised["p99"] = index_by_params(table[name], path, name)
+    baseline = {}
+    name = BASELINE.format("p99")
+    if name in table:
+        baseline["p99"] = {
+            combination[0]: value for combination, value in index_by_params(table[name], path, name).items()
+        }
+    rows = _latency_targets(supervised, baseline)
+    rows += _group_targets(table, path)
+    value = MISSING
+    if MEMORY_RATIO in table:
+        (value,) = index_by_params(table[MEMORY_RATIO], path, MEMORY_RATIO).values()
+    rows.append([
+        "memory per idle child within 2x of a bare task",
+        _ratio_text(value) if _is_measured(value) else _absent_text(value),
+        _verdict([value] if _is_measured(value) else [], 2.0),
+    ])
+    return ["target", "this run", "status"], rows
+
+
+def render_table(header, rows, left=(0,)):
+    """Return the rows as aligned text; the columns in ``left`` align left, the others right."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    # Text columns align left, figures right.
-    left = {0}
     lines = []
     for row in [header, None, *rows]:
         if row is None:
@@ -271,6 +407,10 @@ def summarize(results_dir, machine, commit, slo, out=sys.stdout):
             file=out,
         )
         print(render_table(header, rows), file=out)
+        print(file=out)
+        target_header, target_rows = build_target_rows(table, path)
+        print("Ratio targets, from the same file (none of them changes the exit status)\n", file=out)
+        print(render_table(target_header, target_rows, left=(0, 1, 2)), file=out)
         print(file=out)
         if not all_met:
             status = EXIT_SLO_MISSED
