@@ -356,6 +356,7 @@ class Supervisor:
         self._pending: deque[tuple[_Child, int, BaseException | None]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._control_task: asyncio.Task[None] | None = None
+        self._control_ran = False  # whether the control task has begun to run its body
         self._wakeup: asyncio.Future[None] | None = None
         self._in_group_restart = False
         self._done: asyncio.Future[None] | None = None
@@ -430,19 +431,13 @@ class Supervisor:
         # added at run time are not carried over.
         self._children = {spec.id: self._new_child(spec) for spec in self._specs}
         self._state = "starting"
-        self._wakeup = None  # set by the control task once it runs
-        self._control_task = loop.create_task(self._control_main(), name=f"{self.name}:control")
+        self._control_ran = False
+        self._spawn_control()
         try:
             for child in list(self._children.values()):
                 if self._stopping:
                     break
                 await self._launch(child)
-            if self._wakeup is None and not self._stopping:
-                # No child start passed through the event loop (there were none, or they
-                # started eagerly), so the control task has not run yet. A task cancelled before
-                # its first step never runs its body: nothing would then stop the children or
-                # end wait(), as when asyncio.run() cancels every task left.
-                await asyncio.sleep(0)
         except BaseException:
             await self._stop_and_wait()
             failure = self._failure
@@ -544,6 +539,23 @@ class Supervisor:
         if self._in_group_restart and control is not None and control is not asyncio.current_task():
             control.cancel()
 
+    def _spawn_control(self) -> None:
+        assert self._loop is not None
+        control = self._loop.create_task(self._control_main(), name=f"{self.name}:control")
+        control.add_done_callback(self._on_control_done)
+        self._control_task = control
+
+    def _on_control_done(self, control: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step never runs its body. start() can return, or
+        # be cancelled, before the control task has run (no child, or children that started
+        # eagerly), and asyncio.run() cancels every task left. Nothing would then stop the
+        # children or end wait(), so a new control task does the shutdown.
+        if self._control_ran or control is not self._control_task:
+            return
+        self._stopping = True
+        self._state = "stopping"
+        self._spawn_control()
+
     def _wake_control(self) -> None:
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
@@ -552,6 +564,7 @@ class Supervisor:
     async def _control_main(self) -> None:
         # The control task runs group restarts one at a time and performs the final shutdown,
         # so that neither races with the other. One_for_one restarts never pass through here.
+        self._control_ran = True
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping:

@@ -384,6 +384,30 @@ async def test_control_cancelled_after_start_stops(clock):
     assert supervisor.state == "stopped"
 
 
+async def _wait_forever() -> None:
+    await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("children", [0, 1])
+def test_asyncio_run_ends_during_start(children):
+    """asyncio.run() returns when main() ends while another task is still inside start().
+
+    asyncio.run() then cancels that task and the control task, which has not taken its first
+    step: a new control task stops the children and ends the supervisor.
+    """
+    events: list[object] = []
+    specs = [ChildSpec(f"child-{slot}", _wait_forever) for slot in range(children)]
+    supervisor = Supervisor(specs, name="pending", on_event=events.append)
+
+    async def main() -> None:
+        asyncio.create_task(supervisor.start())
+
+    asyncio.run(main())
+
+    assert supervisor.state == "stopped"
+    assert [type(event) for event in events][-1] is SupervisorStopped
+
+
 @pytest.mark.parametrize("strategy", ["one_for_one", "one_for_all", "rest_for_one"])
 def test_main_returning_while_running_is_quiet(strategy, probe, supervisor_logs):
     """The main coroutine of asyncio.run() returns without stop(): the children are stopped, with no ERROR log."""
