@@ -397,3 +397,65 @@ def test_targets_without_group_results(repository):
     assert rows["one_for_all per child within 2x of bare task start"] == ("not measured", "not measured")
     assert rows["memory per idle child within 2x of a bare task"] == ("not measured", "not measured")
     assert "one_for_all linear in N (per-child cost, within 1.5x)" not in rows
+
+
+def test_targets_incomplete_when_a_part_failed(repository):
+    """A failed part that could hide a miss makes the status "incomplete", never "met"."""
+    repo, commit = repository
+    supervised = {statistic: dict(table) for statistic, table in SUPERVISED.items()}
+    supervised["p99"][("heavy", 10000)] = None
+    extra = [
+        ("group_restart.BareTaskStart.time_bare_start", [GROUP_SIZES], [n * 1e-6 for n in GROUP_SIZES]),
+        ("group_restart.ParallelGroupRestart.time_group_restart", [["one_for_all"], GROUP_SIZES], [1e-6, 1.5e-4, None, 1.5e-2]),
+    ]
+    write_results(repo / "results", commit, supervised=supervised, extra=extra)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    rows = target_rows(completed.stdout)
+    assert rows["p99 at 10,000 children within 1.5x of 1 child"] == ("idle 1.33x, heavy failed", "incomplete")
+    assert rows["the same with parallel_group_restart=True"] == ("1.50x at 100, failed at 1,000, 1.50x at 10,000", "incomplete")
+
+
+def test_targets_zero_values_do_not_crash(repository):
+    repo, commit = repository
+    supervised = {statistic: dict(table) for statistic, table in SUPERVISED.items()}
+    supervised["p99"][("idle", 1)] = 0.0
+    extra = [
+        ("group_restart.BareTaskStart.time_bare_start", [GROUP_SIZES], [n * 1e-6 for n in GROUP_SIZES]),
+        ("group_restart.GroupRestart.time_group_restart", [["one_for_all"], GROUP_SIZES], [3e-6, 3e-4, 0.0, 3e-2]),
+    ]
+    write_results(repo / "results", commit, supervised=supervised, extra=extra)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_OK, completed.stderr
+    rows = target_rows(completed.stdout)
+    assert rows["p99 at 10,000 children within 1.5x of 1 child"] == ("idle invalid, heavy 50.00x", "missed")
+    assert rows["one_for_all per child within 2x of bare task start"] == (
+        "3.00x at 100, invalid at 1,000, 3.00x at 10,000",
+        "missed",
+    )
+
+
+def test_targets_ratio_rounded_as_printed(repository):
+    """A ratio printed as 2.00x counts as within 2x."""
+    repo, commit = repository
+    extra = [("overhead.IdleChildMemory.track_ratio", [], [2.004])]
+    write_results(repo / "results", commit, extra=extra)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert target_rows(completed.stdout)["memory per idle child within 2x of a bare task"] == ("2.00x", "met")
+
+
+def test_targets_malformed_memory_is_an_error(repository):
+    repo, commit = repository
+    extra = [("overhead.IdleChildMemory.track_ratio", [["a", "b"]], [1.5, 1.6])]
+    path = write_results(repo / "results", commit, extra=extra)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    assert completed.returncode == bench_summary.EXIT_ERROR
+    assert str(path) in completed.stderr
+    assert "expected 1" in completed.stderr

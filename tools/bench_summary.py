@@ -248,109 +248,152 @@ def build_rows(table, path, slo):
     return header, rows, all_met
 
 
+def _ratio(numerator, denominator):
+    """Return numerator / denominator rounded as printed (2 decimals), or None if either is not a positive number."""
+    if not (_is_measured(numerator) and _is_measured(denominator)) or numerator <= 0 or denominator <= 0:
+        return None
+    # The verdict uses the printed value, so a ratio shown as 2.00x never counts as a miss.
+    return round(numerator / denominator, 2)
+
+
 def _ratio_text(value):
     return f"{value:.2f}x"
 
 
 def _absent_text(value):
-    """Describe a value that is not a number: "not measured", "failed" or "skipped"."""
+    """Describe a value that is not a positive number: "not measured", "failed", "skipped" or "invalid"."""
     if value is MISSING:
         return "not measured"
-    return format_micros(value)
+    if value is None:
+        return "failed"
+    if not _is_measured(value):
+        return "skipped"
+    return "invalid"
 
 
-def _verdict(ratios, limit):
+def _first_unusable(*values):
+    """Return the first of ``values`` that is not a positive number."""
+    return next(value for value in values if not (_is_measured(value) and value > 0))
+
+
+def _verdict(ratios, limit, complete=True):
+    """Return "met", "missed", "incomplete" (some parts not measured) or "not measured"."""
     if not ratios:
         return "not measured"
-    return "met" if max(ratios) <= limit else "missed"
+    if max(ratios) > limit:
+        return "missed"
+    return "met" if complete else "incomplete"
 
 
 def _latency_targets(supervised, baseline):
     """Return the rows for the p99 ratio to the bare re-run and for flatness in the child count."""
     p99 = supervised.get("p99", {})
     base = baseline.get("p99", {})
-    ratios = [
-        value / base[load]
-        for (load, _), value in p99.items()
-        if _is_measured(value) and _is_measured(base.get(load)) and base[load] > 0
-    ]
+    ratios = []
+    for (load, _), value in p99.items():
+        ratio = _ratio(value, base.get(load, MISSING))
+        if ratio is not None:
+            ratios.append(ratio)
     if ratios:
         within = sum(1 for ratio in ratios if ratio <= 2.0)
-        measured = f"{_ratio_text(min(ratios))} to {_ratio_text(max(ratios))}, {within} of {len(ratios)} rows within"
+        measured = f"{_ratio_text(min(ratios))} to {_ratio_text(max(ratios))}, {within} of {len(p99)} rows within"
     else:
         measured = "not measured"
-    rows = [["one_for_one p99 within 2x of the bare re-run", measured, _verdict(ratios, 2.0)]]
+    rows = [["one_for_one p99 within 2x of the bare re-run", measured, _verdict(ratios, 2.0, len(ratios) == len(p99))]]
 
     by_load = {}
     for (load, children), value in p99.items():
-        by_load.setdefault(load, {})[children] = value
+        if isinstance(children, int):
+            by_load.setdefault(load, {})[children] = value
+    sizes = sorted({size for values in by_load.values() for size in values})
+    if len(sizes) < 2:
+        return rows
+    smallest, largest = sizes[0], sizes[-1]
     flat = []
     parts = []
-    largest = None
     for load, values in by_load.items():
-        sizes = sorted(size for size in values if isinstance(size, int))
-        if len(sizes) < 2 or not (_is_measured(values[sizes[0]]) and _is_measured(values[sizes[-1]])):
-            continue
-        largest = sizes[-1]
-        ratio = values[sizes[-1]] / values[sizes[0]]
-        flat.append(ratio)
-        parts.append(f"{load} {_ratio_text(ratio)}")
-    if largest is not None:
-        rows.append([f"p99 at {largest:,} children within 1.5x of 1 child", ", ".join(parts), _verdict(flat, 1.5)])
+        large, small = values.get(largest, MISSING), values.get(smallest, MISSING)
+        ratio = _ratio(large, small)
+        if ratio is None:
+            parts.append(f"{load} {_absent_text(_first_unusable(large, small))}")
+        else:
+            flat.append(ratio)
+            parts.append(f"{load} {_ratio_text(ratio)}")
+    rows.append([
+        f"p99 at {largest:,} children within 1.5x of {smallest:,} {'child' if smallest == 1 else 'children'}",
+        ", ".join(parts),
+        _verdict(flat, 1.5, len(flat) == len(by_load)),
+    ])
     return rows
 
 
+def _sizes(values):
+    return sorted(size for size in values if isinstance(size, int))
+
+
+def _one_for_all(table, path, name):
+    """Map child count to the stored time of ``name``'s one_for_all rows; {} if absent."""
+    if name not in table:
+        return {}
+    return {
+        combination[-1]: value
+        for combination, value in index_by_params(table[name], path, name).items()
+        if len(combination) == 2 and combination[0] == "one_for_all"
+    }
+
+
 def _group_targets(table, path):
-    """Return the rows that compare group restarts with bare task start, per child count."""
-    if BARE_START not in table:
-        return [
-            ["one_for_all per child within 2x of bare task start", "not measured", "not measured"],
-            ["the same with parallel_group_restart=True", "not measured", "not measured"],
-        ]
-    bare = {combination[0]: value for combination, value in index_by_params(table[BARE_START], path, BARE_START).items()}
+    """Return the rows that compare group restarts with bare task start, and the linearity row."""
+    bare = {}
+    if BARE_START in table:
+        bare = {
+            combination[0]: value
+            for combination, value in index_by_params(table[BARE_START], path, BARE_START).items()
+            if len(combination) == 1
+        }
     rows = []
-    linear = []
     for label, name in (
         ("one_for_all per child within 2x of bare task start", GROUP_RESTART),
         ("the same with parallel_group_restart=True", PARALLEL_GROUP_RESTART),
     ):
-        if name not in table:
+        values = _one_for_all(table, path, name)
+        compared = [size for size in _sizes(values) if size >= GROUP_MIN_CHILDREN]
+        if not compared or not bare:
             rows.append([label, "not measured", "not measured"])
             continue
-        values = {
-            combination[1]: value
-            for combination, value in index_by_params(table[name], path, name).items()
-            if combination[0] == "one_for_all"
-        }
         ratios = []
         parts = []
-        for children in sorted(size for size in values if isinstance(size, int) and size >= GROUP_MIN_CHILDREN):
+        for children in compared:
             value, base = values[children], bare.get(children, MISSING)
-            if _is_measured(value) and _is_measured(base) and base > 0:
-                ratios.append(value / base)
-                parts.append(f"{_ratio_text(value / base)} at {children:,}")
+            ratio = _ratio(value, base)
+            if ratio is None:
+                parts.append(f"{_absent_text(_first_unusable(value, base))} at {children:,}")
             else:
-                parts.append(f"{_absent_text(value if not _is_measured(value) else base)} at {children:,}")
-        rows.append([label, ", ".join(parts) or "not measured", _verdict(ratios, 2.0)])
-        if name == GROUP_RESTART:
-            sizes = sorted(size for size in values if isinstance(size, int) and _is_measured(values[size]))
-            if len(sizes) >= 2 and sizes[-2] >= GROUP_MIN_CHILDREN:
-                small, large = sizes[-2], sizes[-1]
-                growth = (values[large] / large) / (values[small] / small)
-                linear.append([
-                    "one_for_all linear in N (per-child cost, within 1.5x)",
-                    f"{values[small] / small * 1e6:.1f} µs at {small:,}, {values[large] / large * 1e6:.1f} µs "
-                    f"at {large:,}: {_ratio_text(growth)}",
-                    _verdict([growth], 1.5),
-                ])
-    return rows + linear
+                ratios.append(ratio)
+                parts.append(f"{_ratio_text(ratio)} at {children:,}")
+        rows.append([label, ", ".join(parts), _verdict(ratios, 2.0, len(ratios) == len(compared))])
+
+    values = _one_for_all(table, path, GROUP_RESTART)
+    sizes = [size for size in _sizes(values) if size > 0 and _is_measured(values[size]) and values[size] > 0]
+    if len(sizes) >= 2 and sizes[-2] >= GROUP_MIN_CHILDREN:
+        small, large = sizes[-2], sizes[-1]
+        growth = _ratio(values[large] / large, values[small] / small)
+        rows.append([
+            "one_for_all linear in N (per-child cost, within 1.5x)",
+            f"{values[small] / small * 1e6:.1f} µs at {small:,}, {values[large] / large * 1e6:.1f} µs "
+            f"at {large:,}: {_ratio_text(growth)}",
+            _verdict([growth], 1.5),
+        ])
+    return rows
 
 
 def build_target_rows(table, path):
     """Return (header, rows) that compare this run with the suite's ratio targets.
 
-    Each row names a target, what this run measured and "met", "missed" or "not measured".
-    Benchmarks absent from the file, for example after ``asv run -b``, give "not measured".
+    Each row names a target, what this run measured and "met", "missed", "incomplete" or
+    "not measured". Benchmarks absent from the file, for example after ``asv run -b``, give
+    "not measured". A failed or skipped part of a target gives "incomplete", unless the
+    parts that were measured already miss it.
     """
     supervised = {}
     name = SUPERVISED.format("p99")
@@ -360,17 +403,26 @@ def build_target_rows(table, path):
     name = BASELINE.format("p99")
     if name in table:
         baseline["p99"] = {
-            combination[0]: value for combination, value in index_by_params(table[name], path, name).items()
+            combination[0]: value
+            for combination, value in index_by_params(table[name], path, name).items()
+            if len(combination) == 1
         }
     rows = _latency_targets(supervised, baseline)
     rows += _group_targets(table, path)
+
     value = MISSING
     if MEMORY_RATIO in table:
-        (value,) = index_by_params(table[MEMORY_RATIO], path, MEMORY_RATIO).values()
+        values = list(index_by_params(table[MEMORY_RATIO], path, MEMORY_RATIO).values())
+        if len(values) != 1:
+            raise SummaryError(
+                f"results file {str(path)!r}: {MEMORY_RATIO!r} has {len(values)} values, expected 1"
+            )
+        value = values[0]
+    ratio = _ratio(value, 1.0)
     rows.append([
         "memory per idle child within 2x of a bare task",
-        _ratio_text(value) if _is_measured(value) else _absent_text(value),
-        _verdict([value] if _is_measured(value) else [], 2.0),
+        _ratio_text(ratio) if ratio is not None else _absent_text(value),
+        _verdict([ratio] if ratio is not None else [], 2.0),
     ])
     return ["target", "this run", "status"], rows
 

@@ -25,6 +25,17 @@ if [ -z "$versions" ]; then
     echo "test-pythons: no version given; usage: tools/test-pythons.sh 3.12 3.13 [-- PYTEST_ARGS...]" >&2
     exit 2
 fi
+for version in $versions; do
+    if ! printf '%s\n' "$version" | grep -Eq '^[0-9]+\.[0-9]+$'; then
+        echo "test-pythons: invalid version '$version'; give major.minor, for example 3.12" >&2
+        exit 2
+    fi
+done
+require=${REQUIRE_PYTHONS:-0}
+if [ "$require" != 0 ] && [ "$require" != 1 ]; then
+    echo "test-pythons: invalid REQUIRE_PYTHONS='$require'; use 1 to fail on a missing version, 0 to skip it" >&2
+    exit 2
+fi
 
 # Print the path of a working pythonVERSION, or nothing. A pyenv shim on PATH
 # exists even when it cannot run that version, so each candidate is run once.
@@ -42,7 +53,7 @@ status=0
 for version in $versions; do
     python=$(find_python "$version")
     if [ -z "$python" ]; then
-        if [ "${REQUIRE_PYTHONS:-0}" = 1 ]; then
+        if [ "$require" = 1 ]; then
             echo "test-pythons: CPython $version not found on PATH or under pyenv; install it, or leave it out of TEST_PYTHONS" >&2
             exit 2
         fi
@@ -50,11 +61,14 @@ for version in $versions; do
         continue
     fi
     venv=.venv-py$version
-    if [ ! -f "$venv/.installed" ] || [ pyproject.toml -nt "$venv/.installed" ]; then
+    # The stamp names the interpreter the venv was made from, so a venv whose interpreter
+    # has moved or changed, or that no longer runs, is made again.
+    if [ ! -f "$venv/.installed" ] || [ pyproject.toml -nt "$venv/.installed" ] \
+        || [ "$(cat "$venv/.installed")" != "$python" ] || ! "$venv/bin/python" -c "" 2>/dev/null; then
         rm -rf "$venv"
         "$python" -m venv "$venv"
         "$venv/bin/python" -m pip install -q -e '.[test]'
-        touch "$venv/.installed"
+        echo "$python" > "$venv/.installed"
     fi
     echo "test-pythons: CPython $("$venv/bin/python" -c 'import platform; print(platform.python_version())')"
     "$venv/bin/python" -m pytest -m "not slow" "$@" || {
