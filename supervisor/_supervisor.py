@@ -357,6 +357,10 @@ class Supervisor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._control_task: asyncio.Task[None] | None = None
         self._control_ran = False  # whether the control task has begun to run its body
+        # Set while the control task stops every child for good. A cancellation then does not
+        # cut the stop short, but is raised once every child has stopped.
+        self._final_shutdown = False
+        self._shutdown_cancelled = False
         self._wakeup: asyncio.Future[None] | None = None
         self._in_group_restart = False
         self._done: asyncio.Future[None] | None = None
@@ -432,6 +436,8 @@ class Supervisor:
         self._children = {spec.id: self._new_child(spec) for spec in self._specs}
         self._state = "starting"
         self._control_ran = False
+        self._final_shutdown = False
+        self._shutdown_cancelled = False
         self._spawn_control()
         try:
             for child in list(self._children.values()):
@@ -592,6 +598,9 @@ class Supervisor:
         await self._shutdown_children()
 
     async def _shutdown_children(self) -> None:
+        # A cancellation during the shutdown, such as asyncio.run() cancelling every task while
+        # a stop() is under way, must not end the supervisor with children still running.
+        self._final_shutdown = True
         try:
             if self._parallel_shutdown:
                 await self._stop_in_parallel(list(self._children.values()), "shutdown")
@@ -618,6 +627,8 @@ class Supervisor:
             assert self._done is not None
             if not self._done.done():
                 self._done.set_result(None)
+        if self._shutdown_cancelled:
+            raise asyncio.CancelledError()
 
     # ------------------------------------------------------------------ children
 
@@ -1199,7 +1210,7 @@ class Supervisor:
     async def _stop_child(self, child: _Child, cause: str, status: ChildStatus = ChildStatus.STOPPED) -> None:
         # The child gets ``status`` once stopped, which is RESTARTING when a group restart
         # will start it again.
-        task = self._cancel_child(child, status)
+        task = self._cancel_child(child, cause, status)
         if task is None:
             return
         if task is asyncio.current_task():
@@ -1216,7 +1227,10 @@ class Supervisor:
             # Most children finish unwinding in the pass right after the cancellation, so one
             # pass comes first; only a child still running then needs a timed wait. That keeps
             # a group restart of N children at one pass per child, with no timer each.
-            await asyncio.sleep(0)
+            if self._final_shutdown:
+                await self._pass_during_stop()
+            else:
+                await asyncio.sleep(0)
         await self._await_stopped(child, task, timeout, cause, status=status)
 
     async def _stop_in_parallel(self, children: list[_Child], cause: str, restarting: bool = False) -> None:
@@ -1230,20 +1244,32 @@ class Supervisor:
             status = ChildStatus.STOPPED
             if restarting and child.spec.restart is not Restart.TEMPORARY:
                 status = ChildStatus.RESTARTING
-            task = self._cancel_child(child, status)
+            task = self._cancel_child(child, cause, status)
             if task is not None:
                 timeout = self._shutdown_timeout(child)
                 cancelled.append((child, task, timeout, None if timeout is None else now + timeout, status))
         if any(timeout != 0.0 for _, _, timeout, _, _ in cancelled):
             # As in _stop_child(): one pass lets most children finish unwinding, so only those
             # still running need a timer.
-            await asyncio.sleep(0)
+            if self._final_shutdown:
+                await self._pass_during_stop()
+            else:
+                await asyncio.sleep(0)
         for child, task, timeout, deadline, status in cancelled:
             remaining = None if deadline is None else max(0.0, deadline - self._now())
             await self._await_stopped(child, task, remaining, cause, reported_timeout=timeout, status=status)
 
-    def _cancel_child(self, child: _Child, status: ChildStatus = ChildStatus.STOPPED) -> asyncio.Task[None] | None:
+    def _cancel_child(self, child: _Child, cause: str, status: ChildStatus) -> asyncio.Task[None] | None:
         task = child.task
+        if task is not None and task.done() and child.stopping and child.status in (_STARTING, _RUNNING):
+            # An earlier stop cancelled this task, and the wait that would have recorded it was
+            # itself cancelled (asyncio.run() ending during a group restart), so it is recorded now.
+            child.status = status
+            child.ready = False
+            if self._listening:
+                self._emit(ChildStopped(self.name, child.spec.id, time.perf_counter_ns(), cause, False, child.stop_error))
+            child.stop_error = None
+            return None
         if task is None or task.done():
             # An exited or quarantined child keeps its status, unless a group restart will
             # start it again.
@@ -1276,7 +1302,12 @@ class Supervisor:
     ) -> None:
         if reported_timeout is None:
             reported_timeout = timeout
-        finished = await _clock.wait_task(self._clock, task, timeout)
+        # Group restarts, which a stop interrupts by cancelling the control task, take the
+        # plain wait: the other one costs a coroutine more per child.
+        if self._final_shutdown:
+            finished = await self._wait_stopping(task, timeout)
+        else:
+            finished = await _clock.wait_task(self._clock, task, timeout)
         child.status = status
         child.ready = False
         if not finished:
@@ -1286,6 +1317,24 @@ class Supervisor:
                 ChildStopped(self.name, child.spec.id, time.perf_counter_ns(), cause, not finished, child.stop_error)
             )
         child.stop_error = None
+
+    async def _pass_during_stop(self) -> None:
+        """Give the event loop one pass during the final shutdown, deferring a cancellation."""
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._shutdown_cancelled = True
+
+    async def _wait_stopping(self, task: asyncio.Task[None], timeout: float | None) -> bool:
+        """Wait as _clock.wait_task() does during the final shutdown, deferring a cancellation."""
+        deadline = None if timeout is None else self._now() + timeout
+        while True:
+            try:
+                return await _clock.wait_task(self._clock, task, timeout)
+            except asyncio.CancelledError:
+                self._shutdown_cancelled = True
+                if deadline is not None:
+                    timeout = max(0.0, deadline - self._now())
 
     def _abandon(self, child: _Child, task: asyncio.Task[None], timeout: float | None) -> None:
         # An asyncio task cannot be killed: keep a reference so it is not garbage collected

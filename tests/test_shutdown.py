@@ -368,8 +368,8 @@ async def test_loop_teardown_order_stops_children(clock, probe, supervisor_logs,
 async def test_control_cancelled_after_start_stops(clock):
     """start() returns only once the control task runs, so a cancel just after it still stops.
 
-    With no child to wait for (or children that started eagerly), start() used to return before
-    the control task's first step; a task cancelled then never runs its body, and wait() hung.
+    With no child to wait for, start() returns before the control task's first step. A task
+    cancelled then never runs its body, so the supervisor must replace it for wait() to return.
     """
     events = EventLog(clock)
     supervisor = Supervisor([], name="empty", clock=clock, on_event=events)
@@ -431,3 +431,98 @@ def test_main_returning_while_running_is_quiet(strategy, probe, supervisor_logs)
     assert probe.starts == {"a": 1, "b": 1, "c": 1}
     assert [record.getMessage() for record in supervisor_logs.records if record.levelno >= logging.ERROR] == []
     assert loop_errors == []
+
+
+async def test_shutdown_not_cut_short_by_cancel(clock):
+    """A cancel of the control task while it stops the children waits for all of them.
+
+    SupervisorStopped comes last, wait() returns only then, and the control task still ends
+    cancelled.
+    """
+    events = EventLog(clock)
+    cleanup_started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_cleanup() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cleanup_started.set()
+            await release.wait()
+            raise
+
+    supervisor = Supervisor(
+        [ChildSpec("a", _wait_forever), ChildSpec("b", slow_cleanup)], name="sup", clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+    [control] = [task for task in asyncio.all_tasks() if task.get_name() == "sup:control"]
+
+    stopper = asyncio.create_task(supervisor.stop())
+    await cleanup_started.wait()  # b, stopped first, is in its cleanup
+    control.cancel()
+    await settle()
+    control.cancel()
+    await settle()
+    assert events.count(SupervisorStopped) == 0
+    assert supervisor.state == "stopping"
+
+    release.set()
+    await supervisor.wait()
+    await stopper
+
+    ends = [event for event in events.select() if isinstance(event, (ChildStopped, SupervisorStopped))]
+    assert [(type(event).__name__, getattr(event, "child_id", None)) for event in ends] == [
+        ("ChildStopped", "b"),
+        ("ChildStopped", "a"),
+        ("SupervisorStopped", None),
+    ]
+    assert all(info.task.done() for info in supervisor.which_children())
+    await asyncio.gather(control, return_exceptions=True)
+    assert control.cancelled()
+
+
+@pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])
+def test_asyncio_run_ends_during_group_restart(strategy):
+    """asyncio.run() ending while a group restart waits for a child still records its stop once."""
+    events: list[object] = []
+    cleanup_started: asyncio.Event | None = None
+    go: asyncio.Event | None = None
+
+    async def slow_cleanup() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            assert cleanup_started is not None
+            cleanup_started.set()
+            for _ in range(3):
+                await asyncio.sleep(0)
+            raise
+
+    async def crasher() -> None:
+        assert go is not None
+        await go.wait()
+        raise RuntimeError("crash")
+
+    supervisor = Supervisor(
+        [ChildSpec("a", slow_cleanup), ChildSpec("b", _wait_forever), ChildSpec("c", crasher)],
+        name="sup",
+        strategy=strategy,
+        on_event=events.append,
+    )
+
+    async def main() -> None:
+        nonlocal cleanup_started, go
+        cleanup_started, go = asyncio.Event(), asyncio.Event()
+        await supervisor.start()
+        go.set()
+        if strategy == "one_for_all":
+            await cleanup_started.wait()  # the group restart is stopping a
+
+    asyncio.run(main())
+
+    stopped = [event.child_id for event in events if isinstance(event, ChildStopped)]
+    assert sorted(stopped) == sorted(set(stopped))
+    assert isinstance(events[-1], SupervisorStopped)
+    assert supervisor.state == "stopped"
+    assert "a" in stopped
+    assert "b" in stopped
