@@ -459,3 +459,15 @@ def test_targets_malformed_memory_is_an_error(repository):
     assert completed.returncode == bench_summary.EXIT_ERROR
     assert str(path) in completed.stderr
     assert "expected 1" in completed.stderr
+
+
+def test_linearity_not_measured_when_a_size_failed(repository):
+    """Linearity compares the two largest child counts and never falls back to smaller ones."""
+    repo, commit = repository
+    extra = [("group_restart.GroupRestart.time_group_restart", [["one_for_all"], GROUP_SIZES], [3e-6, 3e-4, 3e-3, None])]
+    write_results(repo / "results", commit, extra=extra)
+
+    completed = run_script("--repo", str(repo), "--machine", MACHINE)
+
+    rows = target_rows(completed.stdout)
+    assert rows["one_for_all linear in N (per-child cost, within 1.5x)"] == ("failed at 10,000", "not measured")

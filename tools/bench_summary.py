@@ -373,17 +373,23 @@ def _group_targets(table, path):
                 parts.append(f"{_ratio_text(ratio)} at {children:,}")
         rows.append([label, ", ".join(parts), _verdict(ratios, 2.0, len(ratios) == len(compared))])
 
+    # Linearity compares the two largest child counts, whether or not both were measured.
     values = _one_for_all(table, path, GROUP_RESTART)
-    sizes = [size for size in _sizes(values) if size > 0 and _is_measured(values[size]) and values[size] > 0]
+    sizes = [size for size in _sizes(values) if size > 0]
     if len(sizes) >= 2 and sizes[-2] >= GROUP_MIN_CHILDREN:
+        label = "one_for_all linear in N (per-child cost, within 1.5x)"
         small, large = sizes[-2], sizes[-1]
-        growth = _ratio(values[large] / large, values[small] / small)
-        rows.append([
-            "one_for_all linear in N (per-child cost, within 1.5x)",
-            f"{values[small] / small * 1e6:.1f} µs at {small:,}, {values[large] / large * 1e6:.1f} µs "
-            f"at {large:,}: {_ratio_text(growth)}",
-            _verdict([growth], 1.5),
-        ])
+        if _ratio(values[large], values[small]) is None:
+            bad = next(size for size in (small, large) if not (_is_measured(values[size]) and values[size] > 0))
+            rows.append([label, f"{_absent_text(values[bad])} at {bad:,}", "not measured"])
+        else:
+            growth = _ratio(values[large] / large, values[small] / small)
+            rows.append([
+                label,
+                f"{values[small] / small * 1e6:.1f} µs at {small:,}, {values[large] / large * 1e6:.1f} µs "
+                f"at {large:,}: {_ratio_text(growth)}",
+                _verdict([growth], 1.5),
+            ])
     return rows
 
 
@@ -443,13 +449,25 @@ def render_table(header, rows, left=(0,)):
     return "\n".join(lines)
 
 
+def machine_info(results_dir, machine):
+    """Return asv's machine.json for ``machine`` as a dict, or {} if it is missing or unreadable.
+
+    Results files written with ``asv run -E`` lack the CPU fields that machine.json has.
+    """
+    try:
+        info = json.loads((results_dir / machine / "machine.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def summarize(results_dir, machine, commit, slo, out=sys.stdout):
     """Print the summary of every results file of ``commit``; return the exit status."""
     status = EXIT_OK
     for path in find_result_files(results_dir, machine, commit):
         table, data = load_results(path)
         header, rows, all_met = build_rows(table, path, slo)
-        params = data.get("params") or {}
+        params = {**machine_info(results_dir, machine), **(data.get("params") or {})}
         print(
             f"Restart latency of one_for_one children, in microseconds (median over batches)\n"
             f"commit {commit[:8]}, machine {machine!r} ({params.get('cpu', '?')}, "
