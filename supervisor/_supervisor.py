@@ -1261,16 +1261,18 @@ class Supervisor:
 
     def _cancel_child(self, child: _Child, cause: str, status: ChildStatus) -> asyncio.Task[None] | None:
         task = child.task
-        if task is not None and task.done() and child.stopping and child.status in (_STARTING, _RUNNING):
-            # An earlier stop cancelled this task, and the wait that would have recorded it was
-            # itself cancelled (asyncio.run() ending during a group restart), so it is recorded now.
-            child.status = status
-            child.ready = False
-            if self._listening:
-                self._emit(ChildStopped(self.name, child.spec.id, time.perf_counter_ns(), cause, False, child.stop_error))
-            child.stop_error = None
-            return None
         if task is None or task.done():
+            if task is not None and child.stopping and child.status in (_STARTING, _RUNNING):
+                # An earlier stop cancelled this task, and the wait that would have recorded it
+                # was itself cancelled (asyncio.run() ending during a group restart).
+                child.status = status
+                child.ready = False
+                if self._listening:
+                    self._emit(
+                        ChildStopped(self.name, child.spec.id, time.perf_counter_ns(), cause, False, child.stop_error)
+                    )
+                child.stop_error = None
+                return None
             # An exited or quarantined child keeps its status, unless a group restart will
             # start it again.
             restarting = status is ChildStatus.RESTARTING

@@ -317,8 +317,8 @@ def test_results_option_overrides_directory(repository, tmp_path):
 
 
 GROUP_SIZES = [1, 100, 1000, 10000]
-# Seconds per timed call. Bare start costs 1 us per child; the ordered group restart 3 us per
-# child at 100 and 1,000 and 4 us at 10,000; the parallel one 1.5 us per child.
+# Seconds per timed call. Bare start costs 1 us per child and the parallel group restart 1.5 us.
+# The ordered group restart costs 3 us per child at 100 and 1,000 children, and 4 us at 10,000.
 GROUP_EXTRA = [
     ("group_restart.BareTaskStart.time_bare_start", [GROUP_SIZES], [n * 1e-6 for n in GROUP_SIZES]),
     (

@@ -264,11 +264,9 @@ def _absent_text(value):
     """Describe a value that is not a positive number: "not measured", "failed", "skipped" or "invalid"."""
     if value is MISSING:
         return "not measured"
-    if value is None:
-        return "failed"
-    if not _is_measured(value):
-        return "skipped"
-    return "invalid"
+    if _is_measured(value):
+        return "invalid"  # zero or negative
+    return format_micros(value)
 
 
 def _first_unusable(*values):
