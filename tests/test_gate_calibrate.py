@@ -16,7 +16,9 @@ from tools.gate.calibrate import (
     delay_patch,
     load_resume,
     render_summary,
+    render_totals,
     summarize,
+    totals,
 )
 from tools.gate.report import EXIT_BROKEN, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE
 from tools.gate.runner import GateUsageError
@@ -287,6 +289,101 @@ def test_summary_lists_resumed_parts():
         "time, 8 cycle(s) started 2026-12-05T02:00:00Z." in markdown
     )
     assert "Measured in parts" not in render_summary(summary, {**CONTEXT, "parts": parts[1:]})
+
+
+def row(benchmark, load, verdict, ratio, p_value, pooled=0):
+    """A gate report's row with the fields the totals read."""
+    return {
+        "benchmark": benchmark, "params": [] if pooled else {"load": load}, "env": "py3.11",
+        "before": 1e-4, "verdict": verdict, "ratio": ratio, "p_value": p_value,
+        "p_value_unadjusted": p_value / 4, "pooled": pooled,
+    }
+
+
+def run_of(*rows, exit_code=0):
+    return {"exit_code": exit_code, "comparisons": list(rows)}
+
+
+LATENCY, BARE = "restart.Latency.track_p99", "restart.Bare.track_p99"
+
+
+def test_totals_split_single_pooled_and_unchanged_rows():
+    same = [
+        run_of(row(LATENCY, "'idle'", "unchanged", 0.9, 0.8), row(BARE, "'idle'", "unchanged", 1.3, 0.2),
+               row(LATENCY, "", "unchanged", 1.1, 0.6, pooled=2)),
+        run_of(row(LATENCY, "'idle'", "unchanged", 1.2, 0.04), row(BARE, "'idle'", "unchanged", 1.0, 1.0),
+               row(LATENCY, "", "unchanged", 0.95, 0.3, pooled=2)),
+    ]
+    delayed = [
+        run_of(row(LATENCY, "'idle'", "regression", 1.6, 1e-5), row(LATENCY, "'heavy'", "unchanged", 1.2, 0.5),
+               row(BARE, "'idle'", "unchanged", 1.1, 0.9), row(LATENCY, "", "regression", 1.4, 1e-6, pooled=2),
+               exit_code=1),
+        run_of(row(LATENCY, "'idle'", "regression", 1.8, 1e-4), row(LATENCY, "'heavy'", "regression", 1.5, 1e-3),
+               row(BARE, "'idle'", "regression", 1.3, 1e-3), row(LATENCY, "", "regression", 1.7, 1e-8, pooled=2),
+               exit_code=1),
+        run_of(row(LATENCY, "'idle'", "unchanged", 1.1, 0.3), row(LATENCY, "'heavy'", "unchanged", 1.05, 0.6),
+               row(BARE, "'idle'", "unchanged", 0.9, 1.0), row(LATENCY, "", "unchanged", 1.08, 0.2, pooled=2)),
+    ]
+    parts = [{"started": None, "cycles": 1}, {"started": "2026-12-05T08:00:00Z", "cycles": 1}]
+
+    data = totals(same, {25.0: delayed}, r"\.Latency\.", parts)
+
+    assert data["same_code"] == {
+        "runs": 2, "single_rows": 4, "single_flagged": 0, "single_ratio_range": [0.9, 1.3],
+        "smallest_single_p_unadjusted": 0.01, "pooled_rows": 2, "pooled_flagged": 0,
+        "pooled_ratio_range": [0.95, 1.1], "smallest_pooled_p": 0.3,
+    }
+    assert data["levels"]["25.0"] == {
+        "runs": 3, "single_rows": 6, "single_caught": 3, "single_caught_per_run": [0, 2],
+        # The third run, beyond the recorded cycles, counts in the last part.
+        "single_caught_by_part": [[1, 2], [2, 4]],
+        "single_most_caught": 2, "single_ratio_range": [1.05, 1.8],
+        "pooled_rows": 3, "pooled_caught": 2, "pooled_ratio_range": [1.08, 1.7],
+        "pooled_caught_p_range": [1e-8, 1e-6],
+        "baseline_rows": 3, "baseline_flagged": 1,
+    }
+    table = "\n".join(render_totals(data))
+    assert "| same code, single rows | 4 in 2 runs | 0 | 0.90x to 1.30x | smallest unadjusted 0.01 |" in table
+    assert "| same code, pooled rows | 2 in 2 runs | 0 | 0.95x to 1.10x | smallest adjusted 0.3 |" in table
+    assert (
+        "| +25% delay, delayed single rows | 6 in 3 runs | 3; 0 to 2 a run; each row at most 2 of 3 "
+        "runs; by part 1 of 2, 2 of 4 | 1.05x to 1.80x | |" in table
+    )
+    assert "| +25% delay, delayed pooled rows | 3 in 3 runs | 2 | 1.08x to 1.70x | adjusted 1e-08 to 1e-06 where caught |" in table
+    assert "| +25% delay, unchanged rows | 3 in 3 runs | 1 | | |" in table
+
+
+def test_totals_tolerate_rows_without_figures():
+    # Files from before the totals, or rows that measured nothing, lack ratios and p-values.
+    same = [gate_json(0, [("'idle'", 1e-4, "unchanged")])]
+    delayed = {25.0: [gate_json(0, [("'idle'", None, "unchanged")])]}
+    data = totals(same, delayed, None)
+    assert data["same_code"]["single_ratio_range"] is None
+    assert data["same_code"]["smallest_single_p_unadjusted"] is None
+    assert data["levels"]["25.0"]["single_caught_by_part"] == []
+    table = "\n".join(render_totals(data))
+    assert "| same code, single rows | 1 in 1 runs | 0 | no ratio | smallest unadjusted none |" in table
+    assert "| +25% delay, delayed pooled rows | 0 in 1 runs | 0 | no ratio | |" in table
+
+
+def test_summary_command_prints_totals_and_exit_code(tmp_path, capsys):
+    from tools.gate.cli import main
+
+    path = write_calibration(tmp_path)
+    before = path.read_bytes()
+    assert main(["calibrate-summary", str(path)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "- False alarms: 0 of 2 same-code runs." in out
+    assert "| +25% delay, delayed single rows | 2 in 2 runs | 2; 1 to 1 a run; each row at most 2 of 2 runs |" in out
+    assert path.read_bytes() == before
+
+    damaged = json.loads(before)
+    damaged["same_code_reports"][1]["comparisons"][0]["verdict"] = "regression"
+    path.write_text(json.dumps(damaged))
+    assert main(["calibrate-summary", str(path)]) == EXIT_REGRESSION
+    path.write_text(path.read_text()[:100])
+    assert main(["calibrate-summary", str(path)]) == EXIT_USAGE
+    assert f"cannot summarize the calibration {path}" in capsys.readouterr().err
 
 
 # The cycle bookkeeping below runs the real command on a real clone of this repository, with

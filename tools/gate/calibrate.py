@@ -50,6 +50,7 @@ __all__ = [
     "add_rejudge_arguments",
     "command_calibrate",
     "command_rejudge",
+    "command_summary",
     "delay_patch",
 ]
 
@@ -258,11 +259,13 @@ def summarize(
     level_reports: dict[float, list[dict]],
     delays: dict[float, int],
     delayed: str | None = None,
+    parts: list[dict] | None = None,
 ) -> dict:
     """Reduce the calibration's gate reports to false alarms and detection rates.
 
     Only rows of benchmarks matching the regular expression ``delayed`` (all rows if None)
-    count as detections or misses; false alarms count on every row.
+    count as detections or misses; false alarms count on every row. ``parts`` (the context's
+    list of parts, each with its cycles) splits the single-row detections by part.
     """
     reference_medians = {
         _row_key(row): row["before"]
@@ -318,6 +321,7 @@ def summarize(
     return {
         "same_code_runs": len(same_reports),
         "false_alarm_runs": false_alarm_runs,
+        "totals": totals(same_reports, level_reports, delayed, parts),
         "delay_runs": {str(level): len(reports) for level, reports in sorted(level_reports.items())},
         "delay_runs_flagged": flagged,
         "broken_runs": broken_runs,
@@ -325,6 +329,94 @@ def summarize(
         "smallest_reliable_relative_size": reliable,
         "missed_at_or_above_25_percent": len(missed_25),
     }
+
+
+def _range(values: list) -> list | None:
+    numbers = [value for value in values if _is_number(value)]
+    return [min(numbers), max(numbers)] if numbers else None
+
+
+def _part_slices(parts: list[dict] | None, runs: int) -> list[slice]:
+    # Reports are stored in the order they ran, so part k holds the next `cycles` runs; runs
+    # beyond the recorded cycles (a scenario evened out later) fall into the last part.
+    slices, start = [], 0
+    for index, part in enumerate(parts or []):
+        stop = runs if index == len(parts) - 1 else min(runs, start + part["cycles"])
+        slices.append(slice(start, stop))
+        start = stop
+    return slices
+
+
+def totals(
+    same_reports: list[dict],
+    level_reports: dict[float, list[dict]],
+    delayed: str | None,
+    parts: list[dict] | None = None,
+) -> dict:
+    """Count the calibration's verdicts over all runs, with the ratios and p-values behind them.
+
+    A single row is one parameter set; a pooled row joins every parameter set of a benchmark.
+    Rows of benchmarks that ``delayed`` does not match are the unchanged baseline of a delay run.
+    """
+    def is_delayed(row: dict) -> bool:
+        return delayed is None or re.search(delayed, row["benchmark"]) is not None
+
+    same_single = [row for data in same_reports for row in data["comparisons"] if not row.get("pooled")]
+    same_pooled = [row for data in same_reports for row in data["comparisons"] if row.get("pooled")]
+    result = {
+        "same_code": {
+            "runs": len(same_reports),
+            "single_rows": len(same_single),
+            "single_flagged": sum(row["verdict"] == "regression" for row in same_single),
+            "single_ratio_range": _range([row.get("ratio") for row in same_single]),
+            "smallest_single_p_unadjusted": (
+                _range([row.get("p_value_unadjusted") for row in same_single]) or [None]
+            )[0],
+            "pooled_rows": len(same_pooled),
+            "pooled_flagged": sum(row["verdict"] == "regression" for row in same_pooled),
+            "pooled_ratio_range": _range([row.get("ratio") for row in same_pooled]),
+            "smallest_pooled_p": (_range([row.get("p_value") for row in same_pooled]) or [None])[0],
+        },
+        "levels": {},
+    }
+    for level, reports in sorted(level_reports.items()):
+        def rows_of(data: dict, pooled: bool, target: bool) -> list[dict]:
+            return [
+                row for row in data["comparisons"]
+                if bool(row.get("pooled")) == pooled and is_delayed(row) == target
+            ]
+
+        single = [rows_of(data, False, True) for data in reports]
+        pooled = [row for data in reports for row in rows_of(data, True, True)]
+        baseline = [
+            row for data in reports for row in data["comparisons"] if not is_delayed(row)
+        ]
+        caught_per_run = [sum(row["verdict"] == "regression" for row in rows) for rows in single]
+        rows_per_run = [len(rows) for rows in single]
+        per_row: dict[str, int] = {}
+        for rows in single:
+            for row in rows:
+                per_row[_row_key(row)] = per_row.get(_row_key(row), 0) + (row["verdict"] == "regression")
+        caught_pooled = [row for row in pooled if row["verdict"] == "regression"]
+        result["levels"][str(level)] = {
+            "runs": len(reports),
+            "single_rows": sum(rows_per_run),
+            "single_caught": sum(caught_per_run),
+            "single_caught_per_run": _range(caught_per_run),
+            "single_caught_by_part": [
+                [sum(caught_per_run[part]), sum(rows_per_run[part])]
+                for part in _part_slices(parts, len(reports))
+            ],
+            "single_most_caught": max(per_row.values(), default=None),
+            "single_ratio_range": _range([row.get("ratio") for rows in single for row in rows]),
+            "pooled_rows": len(pooled),
+            "pooled_caught": len(caught_pooled),
+            "pooled_ratio_range": _range([row.get("ratio") for row in pooled]),
+            "pooled_caught_p_range": _range([row.get("p_value") for row in caught_pooled]),
+            "baseline_rows": len(baseline),
+            "baseline_flagged": sum(row["verdict"] == "regression" for row in baseline),
+        }
+    return result
 
 
 _OUTPUT_FILES = ("calibration.md", "calibration.json")
@@ -388,6 +480,8 @@ def render_summary(summary: dict, context: dict) -> str:
         "- Smallest regression caught in every run, with every larger one also caught: "
         + (f"+{reliable:.0%}." if reliable is not None else "none.")
     )
+    if "totals" in summary:
+        lines += ["", *render_totals(summary["totals"])]
     lines += [
         "",
         "| level | delay | parameter set | p99 before | delay / p99 | caught |",
@@ -401,6 +495,51 @@ def render_summary(summary: dict, context: dict) -> str:
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def _ratios(span: list | None) -> str:
+    return "no ratio" if span is None else f"{span[0]:.2f}x to {span[1]:.2f}x"
+
+
+def _p(value) -> str:
+    return "none" if value is None else f"{value:.2g}"
+
+
+def render_totals(data: dict) -> list[str]:
+    """Return the Markdown table of the calibration's totals over all runs."""
+    same = data["same_code"]
+    lines = [
+        "| scenario | rows | flagged or caught | ratios after/before | p-values |",
+        "|---|---|---|---|---|",
+        f"| same code, single rows | {same['single_rows']} in {same['runs']} runs | "
+        f"{same['single_flagged']} | {_ratios(same['single_ratio_range'])} | "
+        f"smallest unadjusted {_p(same['smallest_single_p_unadjusted'])} |",
+        f"| same code, pooled rows | {same['pooled_rows']} in {same['runs']} runs | "
+        f"{same['pooled_flagged']} | {_ratios(same['pooled_ratio_range'])} | "
+        f"smallest adjusted {_p(same['smallest_pooled_p'])} |",
+    ]
+    for level, row in data["levels"].items():
+        parts = row["single_caught_by_part"]
+        per_run = row["single_caught_per_run"] or [0, 0]
+        detail = f"; {per_run[0]} to {per_run[1]} a run"
+        if row["single_most_caught"] is not None:
+            detail += f"; each row at most {row['single_most_caught']} of {row['runs']} runs"
+        if len(parts) > 1:
+            detail += "; by part " + ", ".join(f"{caught} of {rows}" for caught, rows in parts)
+        p_range = row["pooled_caught_p_range"]
+        lines += [
+            f"| +{float(level):g}% delay, delayed single rows | {row['single_rows']} in "
+            f"{row['runs']} runs | {row['single_caught']}{detail} | "
+            f"{_ratios(row['single_ratio_range'])} | |",
+            f"| +{float(level):g}% delay, delayed pooled rows | {row['pooled_rows']} in "
+            f"{row['runs']} runs | "
+            f"{row['pooled_caught']} | {_ratios(row['pooled_ratio_range'])} | "
+            + (f"adjusted {_p(p_range[0])} to {_p(p_range[1])} where caught |" if p_range else "|"),
+            f"| +{float(level):g}% delay, unchanged rows | {row['baseline_rows']} in "
+            f"{row['runs']} runs | "
+            f"{row['baseline_flagged']} | | |",
+        ]
+    return lines
 
 
 def _exit_code(summary: dict) -> int:
@@ -462,7 +601,7 @@ def _row_problem(row) -> str | None:
     return None
 
 
-def _check_reports(path: str, label: str, reports) -> list[dict]:
+def _check_reports(path: str, label: str, reports, verb: str) -> list[dict]:
     if not isinstance(reports, list) or not all(
         isinstance(report, dict)
         and isinstance(report.get("comparisons"), list)
@@ -471,7 +610,7 @@ def _check_reports(path: str, label: str, reports) -> list[dict]:
         for report in reports
     ):
         raise GateUsageError(
-            f"cannot resume from the calibration {path}: its {label} are not a list of gate "
+            f"cannot {verb} the calibration {path}: its {label} are not a list of gate "
             "reports, each with exit_code and comparisons"
         )
     for index, report in enumerate(reports, 1):
@@ -479,13 +618,13 @@ def _check_reports(path: str, label: str, reports) -> list[dict]:
             problem = _row_problem(row)
             if problem is not None:
                 raise GateUsageError(
-                    f"cannot resume from the calibration {path}: in run {index} of its {label}, "
+                    f"cannot {verb} the calibration {path}: in run {index} of its {label}, "
                     f"{problem}"
                 )
     return reports
 
 
-def load_resume(path: str) -> dict:
+def load_resume(path: str, verb: str = "resume from") -> dict:
     """Read an earlier calibration.json; return its context, reports and delays.
 
     Raise GateUsageError, naming the file and the field, if it cannot be read or a field is
@@ -495,9 +634,9 @@ def load_resume(path: str) -> dict:
         with open(path, encoding="utf-8") as stream:
             earlier = json.load(stream)
     except (OSError, ValueError) as exc:
-        raise GateUsageError(f"cannot resume from the calibration {path}: {exc}") from None
+        raise GateUsageError(f"cannot {verb} the calibration {path}: {exc}") from None
     if not isinstance(earlier, dict) or not isinstance(earlier.get("context"), dict):
-        raise GateUsageError(f"cannot resume from the calibration {path}: it has no context object")
+        raise GateUsageError(f"cannot {verb} the calibration {path}: it has no context object")
     context = dict(earlier["context"])
     missing = [
         field for field in ("revision", "reference_p99", "python", *_RESUME_FIELDS)
@@ -505,11 +644,11 @@ def load_resume(path: str) -> dict:
     ]
     if missing:
         raise GateUsageError(
-            f"cannot resume from the calibration {path}: its context lacks {', '.join(missing)}"
+            f"cannot {verb} the calibration {path}: its context lacks {', '.join(missing)}"
         )
     if not isinstance(context["revision"], str):
         raise GateUsageError(
-            f"cannot resume from the calibration {path}: revision={context['revision']!r} is "
+            f"cannot {verb} the calibration {path}: revision={context['revision']!r} is "
             "not a commit hash"
         )
     parts = context.get("parts")
@@ -518,23 +657,23 @@ def load_resume(path: str) -> dict:
         and all(isinstance(part, dict) and isinstance(part.get("cycles"), int) for part in parts)
     ):
         raise GateUsageError(
-            f"cannot resume from the calibration {path}: parts={parts!r} is not a list of "
+            f"cannot {verb} the calibration {path}: parts={parts!r} is not a list of "
             "objects with a cycles count"
         )
     reference = context["reference_p99"]
     if not (_is_number(reference) and reference > 0):
         raise GateUsageError(
-            f"cannot resume from the calibration {path}: reference_p99={reference!r} is not a "
+            f"cannot {verb} the calibration {path}: reference_p99={reference!r} is not a "
             "positive number of seconds"
         )
 
-    same_reports = _check_reports(path, "same-code reports", earlier.get("same_code_reports"))
+    same_reports = _check_reports(path, "same-code reports", earlier.get("same_code_reports"), verb)
     delay_reports = earlier.get("delay_reports")
     if not isinstance(delay_reports, dict):
-        raise GateUsageError(f"cannot resume from the calibration {path}: it has no delay_reports object")
+        raise GateUsageError(f"cannot {verb} the calibration {path}: it has no delay_reports object")
     try:
         level_reports = {
-            _level(level): _check_reports(path, f"delay reports at {level}%", reports)
+            _level(level): _check_reports(path, f"delay reports at {level}%", reports, verb)
             for level, reports in delay_reports.items()
         }
         # Files written before delays were stored in the context have them in every row.
@@ -544,12 +683,12 @@ def load_resume(path: str) -> dict:
         delays = {_level(level): delay for level, delay in stored.items()}
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise GateUsageError(
-            f"cannot resume from the calibration {path}: its delay levels or delays are "
+            f"cannot {verb} the calibration {path}: its delay levels or delays are "
             f"unreadable ({exc})"
         ) from None
     if len(level_reports) != len(delay_reports) or len(delays) != len(stored):
         raise GateUsageError(
-            f"cannot resume from the calibration {path}: it lists the same delay level twice "
+            f"cannot {verb} the calibration {path}: it lists the same delay level twice "
             f"({sorted(delay_reports)})"
         )
     for level, delay in delays.items():
@@ -558,15 +697,15 @@ def load_resume(path: str) -> dict:
         expected = _delay_ns(level, reference)
         if isinstance(delay, bool) or delay != expected:
             raise GateUsageError(
-                f"cannot resume from the calibration {path}: its delay at {level:g}% is "
+                f"cannot {verb} the calibration {path}: its delay at {level:g}% is "
                 f"{delay!r} ns, but {level:g}% of its reference_p99 ({reference!r} s) is "
                 f"{expected} ns"
             )
     if not same_reports:
-        raise GateUsageError(f"cannot resume from the calibration {path}: it has no same-code run")
+        raise GateUsageError(f"cannot {verb} the calibration {path}: it has no same-code run")
     if set(level_reports) != set(delays):
         raise GateUsageError(
-            f"cannot resume from the calibration {path}: its delay reports are for levels "
+            f"cannot {verb} the calibration {path}: its delay reports are for levels "
             f"{sorted(level_reports)} but its delays for {sorted(delays)}"
         )
     # Files written before the judging settings were stored have them in every report.
@@ -794,11 +933,27 @@ def _calibrate(args, context, earlier, levels, settings, repo, env_dir, scratch,
                     progress,
                 )
         part["cycles"] += 1
-        summary = summarize(same_reports, level_reports, delays, args.delayed)
+        summary = summarize(same_reports, level_reports, delays, args.delayed, context["parts"])
         _write_outputs(args.output, summary, context, same_reports, level_reports)
 
-    summary = summarize(same_reports, level_reports, delays, args.delayed)
+    summary = summarize(same_reports, level_reports, delays, args.delayed, context["parts"])
     print(_write_outputs(args.output, summary, context, same_reports, level_reports))
+    return _exit_code(summary)
+
+
+def command_summary(args: argparse.Namespace) -> int:
+    """Print the summary of a stored calibration.json, with this version's totals.
+
+    Nothing runs and the file is only read. The exit code is the one the calibration itself
+    would give for these runs.
+    """
+    earlier = load_resume(args.calibration, "summarize")
+    context = earlier["context"]
+    summary = summarize(
+        earlier["same_reports"], earlier["level_reports"], earlier["delays"],
+        context.get("delayed"), context.get("parts"),
+    )
+    sys.stdout.write(render_summary(summary, context))
     return _exit_code(summary)
 
 
@@ -890,6 +1045,6 @@ def command_rejudge(args: argparse.Namespace) -> int:
         rejudged_from=os.path.abspath(args.calibration),
     )
     os.makedirs(args.output, exist_ok=True)
-    summary = summarize(same_reports, level_reports, delays, context.get("delayed"))
+    summary = summarize(same_reports, level_reports, delays, context.get("delayed"), context.get("parts"))
     print(_write_outputs(args.output, summary, context, same_reports, level_reports))
     return _exit_code(summary)

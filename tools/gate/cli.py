@@ -21,6 +21,7 @@ from .calibrate import (
     add_rejudge_arguments,
     command_calibrate,
     command_rejudge,
+    command_summary,
 )
 from .decide import Settings
 from .gate import GateRequest, compare_stored, run_gate
@@ -174,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_rejudge_arguments(rejudge)
     _add_judging_options(rejudge)
+
+    summary = commands.add_parser(
+        "calibrate-summary",
+        help="print the summary and totals of a stored calibration.json, running nothing",
+    )
+    summary.add_argument("calibration", metavar="FILE", help="a calibration.json")
     return parser
 
 
@@ -255,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "record-good": _command_record_good,
         "calibrate": command_calibrate,
         "calibrate-rejudge": command_rejudge,
+        "calibrate-summary": command_summary,
     }
     try:
         return handlers[args.command](args)
