@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from .decide import Settings
+from .decide import VERDICT_ORDER, Settings
 from .gate import GateRequest, compare_stored, run_gate
 from .report import EXIT_BROKEN, EXIT_OK, EXIT_REGRESSION, Report
 from .runner import (
@@ -308,7 +308,7 @@ def summarize(
     reliable = None
     for candidate in sorted(rows, key=lambda row: row["relative_size"]):
         above = [row for row in rows if row["relative_size"] >= candidate["relative_size"]]
-        if all(row["caught"] == row["runs"] for row in above):
+        if all(0 < row["runs"] == row["caught"] for row in above):
             reliable = candidate["relative_size"]
             break
     missed_25 = [
@@ -470,7 +470,7 @@ def render_summary(summary: dict, context: dict) -> str:
         lines.append(
             "- Measured in parts, continued with `--resume`: "
             + ", ".join(
-                f"{part['cycles']} cycle(s) started {part['started'] or 'at an unrecorded time'}"
+                f"{part['cycles']} cycle(s) started {part.get('started') or 'at an unrecorded time'}"
                 for part in parts
             )
             + "."
@@ -598,6 +598,19 @@ def _row_problem(row) -> str | None:
     before = row["before"]
     if before is not None and not (_is_number(before) and before > 0):
         return f"a row's before is {before!r}, not a positive number of seconds or null"
+    if row["verdict"] not in VERDICT_ORDER:
+        return f"a row's verdict is {row['verdict']!r}, not one of {', '.join(VERDICT_ORDER)}"
+    # Read by the totals; files from before the totals may lack them.
+    pooled = row.get("pooled", 0)
+    if not (isinstance(pooled, int) and not isinstance(pooled, bool) and pooled >= 0):
+        return f"a row's pooled is {pooled!r}, not a count of parameter sets (0 for a single row)"
+    ratio = row.get("ratio")
+    if ratio is not None and not (_is_number(ratio) and ratio > 0):
+        return f"a row's ratio is {ratio!r}, not a positive number or null"
+    for field in ("p_value", "p_value_unadjusted"):
+        value = row.get(field)
+        if value is not None and not (_is_number(value) and 0 <= value <= 1):
+            return f"a row's {field} is {value!r}, not a number from 0 to 1 or null"
     return None
 
 
@@ -651,14 +664,36 @@ def load_resume(path: str, verb: str = "resume from") -> dict:
             f"cannot {verb} the calibration {path}: revision={context['revision']!r} is "
             "not a commit hash"
         )
+    for field in ("alpha", "min_effect"):
+        if not (_is_number(context[field]) and context[field] > 0):
+            raise GateUsageError(
+                f"cannot {verb} the calibration {path}: {field}={context[field]!r} is not a "
+                "positive number"
+            )
+    delayed = context["delayed"]
+    try:
+        if delayed is not None:
+            re.compile(delayed)
+    except (re.error, TypeError) as exc:
+        raise GateUsageError(
+            f"cannot {verb} the calibration {path}: delayed={delayed!r} is not a regular "
+            f"expression or null ({exc})"
+        ) from None
     parts = context.get("parts")
     if parts is not None and not (
         isinstance(parts, list)
-        and all(isinstance(part, dict) and isinstance(part.get("cycles"), int) for part in parts)
+        and all(
+            isinstance(part, dict)
+            and isinstance(part.get("cycles"), int)
+            and not isinstance(part["cycles"], bool)
+            and part["cycles"] >= 0
+            and (part.get("started") is None or isinstance(part["started"], str))
+            for part in parts
+        )
     ):
         raise GateUsageError(
             f"cannot {verb} the calibration {path}: parts={parts!r} is not a list of "
-            "objects with a cycles count"
+            "objects with a cycles count and a start time or null"
         )
     reference = context["reference_p99"]
     if not (_is_number(reference) and reference > 0):
@@ -703,6 +738,22 @@ def load_resume(path: str, verb: str = "resume from") -> dict:
             )
     if not same_reports:
         raise GateUsageError(f"cannot {verb} the calibration {path}: it has no same-code run")
+    if not level_reports:
+        raise GateUsageError(f"cannot {verb} the calibration {path}: it has no delay level")
+    for level, reports in level_reports.items():
+        # Every cycle, the first one too, runs each delay commit once.
+        if not reports:
+            raise GateUsageError(
+                f"cannot {verb} the calibration {path}: it has no run at the {level:g}% delay"
+            )
+    if parts:
+        complete = min(len(same_reports), *(len(reports) for reports in level_reports.values()))
+        recorded = sum(part["cycles"] for part in parts)
+        if recorded != complete:
+            raise GateUsageError(
+                f"cannot {verb} the calibration {path}: its parts add up to {recorded} "
+                f"cycles, but it holds {complete} complete cycles of runs"
+            )
     if set(level_reports) != set(delays):
         raise GateUsageError(
             f"cannot {verb} the calibration {path}: its delay reports are for levels "

@@ -179,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser(
         "calibrate-summary",
         help="print the summary and totals of a stored calibration.json, running nothing",
+        description=(
+            "Print the summary of a stored calibration.json, with the totals this version of "
+            "the gate computes, running nothing and leaving the file as it is. Exit codes, as "
+            "the calibration gives them: 0 no false alarm and every run at a delay of 25% or "
+            "more failed by the gate; 1 a false alarm or such a run that passed; 2 a run with "
+            "a failed benchmark or build; 3 a file that cannot be read, naming the field."
+        ),
     )
     summary.add_argument("calibration", metavar="FILE", help="a calibration.json")
     return parser
