@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -86,7 +85,7 @@ class DynamicSupervisor(Supervisor):
         self._parallel_shutdown = True
         self._forget_exited = True
         self._quarantines = True
-        self._ids = itertools.count(1)
+        self._next_id = 1
 
     @property
     def template(self) -> ChildSpec:
@@ -128,7 +127,7 @@ class DynamicSupervisor(Supervisor):
         self._require_running("start")
         if self._max_children is not None and len(self._children) >= self._max_children:
             raise TooManyChildren(self.name, self._max_children)
-        child_id = next(self._ids)  # only once the child will be started, so refusals use no id
+        child_id = self._next_id
         template = self._template
         spec = dataclasses.replace(
             template,
@@ -136,6 +135,9 @@ class DynamicSupervisor(Supervisor):
             args=template.args + args,
             kwargs={**template.kwargs, **kwargs} if kwargs else template.kwargs,
         )
+        # Taken only once the spec is valid and the child will be started, so a refused call
+        # uses no id. Nothing awaits in between, so no other call can take the same one.
+        self._next_id += 1
         await self._add_and_launch(spec)
         return child_id
 

@@ -282,3 +282,17 @@ async def test_dynamic_refused_starts_use_no_id(clock, probe):
 
     assert (first, second) == (1, 2)
     await supervisor.stop()
+
+
+async def test_dynamic_start_child_with_bad_keyword_uses_no_id(clock):
+    """A task_status= keyword, which the template's spec refuses, raises and takes no id."""
+    calls: list = []
+    supervisor = DynamicSupervisor(ChildSpec("t", record_call, args=(calls,), signals_ready=True), clock=clock)
+    await supervisor.start()
+
+    with pytest.raises(InvalidChildSpec, match="task_status"):
+        await supervisor.start_child(task_status="mine")
+
+    assert supervisor.which_children() == []
+    assert await supervisor.start_child() == 1
+    await supervisor.stop()
