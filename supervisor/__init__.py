@@ -129,7 +129,9 @@ a permanent child stays down until ``restart_child(id)``, although a one_for_all
 rest_for_one restart of its siblings starts it again, as in OTP; ``delete_child(id)`` removes
 a child that is not running (``ChildRunning`` otherwise). An unknown id raises
 ``ChildNotFound``, and any of them on a supervisor that is not running raises
-``SupervisorNotRunning``; each error names the supervisor and the child.
+``SupervisorNotRunning``; each error names the supervisor and the child. ``start_child()``
+and ``restart_child()`` called while a one_for_all or rest_for_one restart runs or is queued
+wait until it is done, so a child never starts while those before it are down.
 
 Nested trees: ``supervisor.child_spec()`` runs a supervisor as a child (type ``supervisor``,
 ``shutdown`` ``INFINITY``). A breach fails that supervisor only; its parent sees one abnormal

@@ -218,11 +218,13 @@ class _Child:
         self.jitter_source: random.Random | None = None  # Backoff.new_random(), at the first delay
 
 
-def _count_since(times: deque[float], threshold: float) -> int:
-    # The same rule as the intensity check: a restart exactly at the threshold still counts.
+def _count_within(times: deque[float], now: float, seconds: float) -> int:
+    # The same rule as the intensity check: a restart exactly ``seconds`` ago still counts.
+    # Comparing ages rather than ``when < now - seconds`` keeps that true when the
+    # subtraction rounds, as 5.2 - 5.0 does to 0.20000000000000018.
     count = 0
     for when in reversed(times):
-        if when < threshold:
+        if now - when > seconds:
             break
         count += 1
     return count
@@ -353,7 +355,9 @@ class Supervisor:
         self._stopping = False
         self._failure: BaseException | None = None
         self._restart_times: deque[float] = deque()
-        self._pending: deque[tuple[_Child, int, BaseException | None]] = deque()
+        # Group restarts to run: the child, its generation, its exit reason and the clock time
+        # of its exit, at which the restart counts toward the intensity.
+        self._pending: deque[tuple[_Child, int, BaseException | None, float]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._control_task: asyncio.Task[None] | None = None
         self._control_ran = False  # whether the control task has begun to run its body
@@ -363,6 +367,11 @@ class Supervisor:
         self._shutdown_cancelled = False
         self._wakeup: asyncio.Future[None] | None = None
         self._in_group_restart = False
+        # Callers of start_child() and restart_child() waiting for the group restarts to end.
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        # The children a group restart is stopping and will start again, which
+        # which_children() lists as restarting while they stop.
+        self._group_stopping: set[_Child] = set()
         self._done: asyncio.Future[None] | None = None
         self._host: asyncio.Task[Any] | None = None
         self._host_cancelled = False
@@ -541,6 +550,7 @@ class Supervisor:
         self._stopping = True
         self._state = "stopping"
         self._wake_control()
+        self._release_idle_waiters()
         control = self._control_task
         if self._in_group_restart and control is not None and control is not asyncio.current_task():
             control.cancel()
@@ -567,6 +577,27 @@ class Supervisor:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
+    def _release_idle_waiters(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _after_group_restarts(self) -> None:
+        """Return once no group restart is running or queued, or the supervisor is stopping.
+
+        OTP's supervisor handles a call only between restarts, so a child added or restarted
+        by hand never starts while the children it depends on are down. A call from one of
+        this supervisor's own children does not wait: the restart may be waiting for it.
+        """
+        while (self._in_group_restart or self._pending) and not self._stopping:
+            current = asyncio.current_task()
+            if any(child.task is current for child in self._children.values()):
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(waiter)
+            await waiter
+
     async def _control_main(self) -> None:
         # The control task runs group restarts one at a time and performs the final shutdown,
         # so that neither races with the other. One_for_one restarts never pass through here.
@@ -575,13 +606,14 @@ class Supervisor:
         try:
             while not self._stopping:
                 if not self._pending:
+                    self._release_idle_waiters()
                     self._wakeup = loop.create_future()
                     await self._wakeup
                     continue
-                child, generation, reason = self._pending.popleft()
+                child, generation, reason, exited_at = self._pending.popleft()
                 self._in_group_restart = True
                 try:
-                    await self._group_restart(child, generation, reason)
+                    await self._group_restart(child, generation, reason, exited_at)
                 finally:
                     self._in_group_restart = False
         except asyncio.CancelledError:
@@ -795,7 +827,7 @@ class Supervisor:
                     return
                 if self._strategy is not _ONE_FOR_ONE:
                     child.status = ChildStatus.RESTARTING
-                    self._pending.append((child, generation, reason))
+                    self._pending.append((child, generation, reason, now))
                     self._wake_control()
                     return
                 if child.limited and not self._within_child_limits(child, reason):
@@ -995,8 +1027,8 @@ class Supervisor:
             assert self._budget_max_restarts is not None
             now = self._now()
             times.append(now)
-            threshold = now - self._budget_max_seconds
-            while times[0] < threshold:
+            window = self._budget_max_seconds
+            while now - times[0] > window:
                 times.popleft()
             if len(times) > self._budget_max_restarts:
                 # The refused restart does not stay in the window, which lists restarts done.
@@ -1035,8 +1067,8 @@ class Supervisor:
             now = self._now()
         times = self._restart_times
         times.append(now)
-        threshold = now - self._max_seconds
-        while times[0] < threshold:
+        window = self._max_seconds
+        while now - times[0] > window:
             times.popleft()
         if len(times) <= self._max_restarts:
             return True
@@ -1119,25 +1151,32 @@ class Supervisor:
             self._start_timer = self._clock.call_later(max(0.0, deadline - now), self._expire_starts)
             self._start_timer_due = deadline
 
-    async def _group_restart(self, failed: _Child, generation: int, reason: BaseException | None) -> None:
+    async def _group_restart(
+        self, failed: _Child, generation: int, reason: BaseException | None, exited_at: float
+    ) -> None:
         if failed.generation != generation or self._children.get(failed.spec.id) is not failed:
             return  # stale: that child has been restarted or removed since it failed
         if failed.limited and not self._within_child_limits(failed, reason):
             return
-        if not self._count_restart(failed, reason):
+        # Counted at the exit, not now: a restart queued behind another group restart's
+        # backoff delay still falls in the window of the exits around it.
+        if not self._count_restart(failed, reason, exited_at):
             return
         children = list(self._children.values())
         if self._strategy is Strategy.REST_FOR_ONE:
             children = children[children.index(failed):]
-        if self._parallel_group_restart:
-            await self._stop_in_parallel(list(reversed(children)), "group_restart", restarting=True)
-        else:
-            for child in reversed(children):
-                # Every child stopped here is started again below, except a temporary one, so
-                # it is listed as restarting until then.
-                temporary = child.spec.restart is Restart.TEMPORARY
-                status = ChildStatus.STOPPED if temporary else ChildStatus.RESTARTING
-                await self._stop_child(child, "group_restart", status)
+        # Every child stopped here is started again below, except a temporary one, so it is
+        # listed as restarting from now until it starts.
+        self._group_stopping = {child for child in children if child.spec.restart is not Restart.TEMPORARY}
+        try:
+            if self._parallel_group_restart:
+                await self._stop_in_parallel(list(reversed(children)), "group_restart", restarting=True)
+            else:
+                for child in reversed(children):
+                    status = ChildStatus.RESTARTING if child in self._group_stopping else ChildStatus.STOPPED
+                    await self._stop_child(child, "group_restart", status)
+        finally:
+            self._group_stopping = set()
 
         delay = self._backoff_delay(failed) if failed.spec.backoff is not None else 0.0
         if self._listening:
@@ -1160,7 +1199,7 @@ class Supervisor:
             except ChildStartError as error:
                 if child.stopping:
                     continue  # terminated while it started: it stays down
-                self._pending.append((child, child.generation, error.reason))
+                self._pending.append((child, child.generation, error.reason, self._now()))
                 return
 
     def _to_restart(self, stopped: _Child) -> _Child | None:
@@ -1201,7 +1240,7 @@ class Supervisor:
                 await waiter
             except ChildStartError as error:
                 if failed is None and not child.stopping:
-                    failed = (child, child.generation, error.reason)
+                    failed = (child, child.generation, error.reason, self._now())
             finally:
                 child.ready_waiter = None
         if failed is not None and not self._stopping:
@@ -1386,14 +1425,18 @@ class Supervisor:
         Returns the value the child passed to ``task_status.started()``. If the child fails
         before it is ready, it is removed again and ``ChildStartError`` is raised. Raises
         ``DuplicateChild`` if a child with the same id exists, running or not, and
-        ``SupervisorNotRunning`` unless the supervisor is starting or running.
+        ``SupervisorNotRunning`` unless the supervisor is starting or running. While a
+        one_for_all or rest_for_one restart runs or is queued, it first waits until that is
+        done, except when called from one of this supervisor's children.
         """
         self._require_running("start", getattr(spec, "id", None))
-        if isinstance(spec, ChildSpec) and spec.id in self._children:
+        self._check_new_spec(spec, (), "spec")
+        await self._after_group_restarts()
+        self._require_running("start", spec.id)
+        if spec.id in self._children:
             existing = self._children[spec.id]
             running = existing.task is not None and not existing.task.done()
             raise DuplicateChild(self.name, spec.id, running)
-        self._check_new_spec(spec, (), "spec")
         return await self._add_and_launch(spec)
 
     async def _add_and_launch(self, spec: ChildSpec) -> Any:
@@ -1424,9 +1467,15 @@ class Supervisor:
 
         A quarantined child starts with an empty restart budget; its lifetime count is kept.
         Raises ``ChildRunning`` if the child's task is still running, which includes a
-        pending restart in a backoff delay.
+        pending restart in a backoff delay. Like ``start_child()``, it first waits for a
+        group restart that runs or is queued, and raises ``ChildRunning`` if that started
+        the child.
         """
         self._require_running("restart", child_id)
+        self._get(child_id)
+        await self._after_group_restarts()
+        self._require_running("restart", child_id)
+        # Looked up again: the group restart may have started it, or replaced its record.
         child = self._get(child_id)
         if child.task is not None and not child.task.done():
             raise ChildRunning(self.name, child_id, "restart")
@@ -1450,7 +1499,7 @@ class Supervisor:
         """Return a snapshot of every child, in start order, with its restart limits."""
         now = self._now()
         intensity = RestartWindow(
-            _count_since(self._restart_times, now - self._max_seconds), self._max_restarts, self._max_seconds
+            _count_within(self._restart_times, now, self._max_seconds), self._max_restarts, self._max_seconds
         )
         infos = []
         for child in self._children.values():
@@ -1459,16 +1508,19 @@ class Supervisor:
             if child.budget_times is not None:
                 assert self._budget_max_restarts is not None
                 budget = RestartWindow(
-                    _count_since(child.budget_times, now - self._budget_max_seconds),
+                    _count_within(child.budget_times, now, self._budget_max_seconds),
                     self._budget_max_restarts,
                     self._budget_max_seconds,
                 )
             lifetime = None
             if spec.max_lifetime_restarts is not None:
                 lifetime = RestartWindow(child.lifetime_restarts, spec.max_lifetime_restarts, None)
+            status = child.status
+            if child in self._group_stopping and status in (_STARTING, _RUNNING):
+                status = ChildStatus.RESTARTING
             infos.append(
                 ChildInfo(
-                    spec.id, child.status, spec.type, spec.restart, child.generation, child.restarts,
+                    spec.id, status, spec.type, spec.restart, child.generation, child.restarts,
                     child.task, intensity, budget, lifetime,
                 )
             )
@@ -1477,7 +1529,12 @@ class Supervisor:
     def count_children(self) -> dict[str, int]:
         """Return the number of specs, of running children, and of supervisors and workers."""
         specs = len(self._children)
-        active = sum(1 for child in self._children.values() if child.task is not None and not child.task.done())
+        # As in OTP, a child counts as active while it runs: not while it waits to restart.
+        active = sum(
+            1
+            for child in self._children.values()
+            if child.task is not None and not child.task.done() and child.status in (_STARTING, _RUNNING)
+        )
         supervisors = sum(1 for child in self._children.values() if child.spec.type is ChildType.SUPERVISOR)
         return {"specs": specs, "active": active, "supervisors": supervisors, "workers": specs - supervisors}
 

@@ -13,8 +13,10 @@ import traceback
 import pytest
 
 from supervisor import (
+    Backoff,
     ChildExited,
     ChildReady,
+    ChildRestarting,
     ChildSpec,
     ChildStarted,
     IntensityExceeded,
@@ -22,7 +24,7 @@ from supervisor import (
     Supervisor,
     SupervisorStopped,
 )
-from supervisor.testing import settle
+from supervisor.testing import VirtualClock, settle
 
 from conftest import EventLog, start_all
 
@@ -333,6 +335,46 @@ async def test_restart_exactly_max_seconds_ago_counts(clock, probe):
 
     assert info.value.restarts == 4
     assert events.time_of(events.select(IntensityExceeded)[0]) == 5.0
+
+
+async def test_restart_exactly_max_seconds_ago_counts_when_subtraction_rounds(probe):
+    """The window edge holds at clock values where now - max_seconds rounds: 5.2 - 5.0 > 0.2."""
+    clock = VirtualClock(0.2)
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], max_restarts=1, max_seconds=5.0, clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    await crash_and_wait_restart(probe, events, "a")
+    clock.advance(5.0)
+
+    [info] = supervisor.which_children()
+    assert info.intensity.restarts == 1
+    probe.crash("a")
+    with pytest.raises(RestartIntensityExceeded) as raised:
+        await supervisor.wait()
+    assert raised.value.restarts == 2
+
+
+async def test_queued_group_restart_counts_at_its_exit(clock, probe):
+    """A group restart queued behind another one's delay counts at its child's exit, not after."""
+    events = EventLog(clock)
+    backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.spec("b", backoff=backoff)],
+        strategy="rest_for_one", max_restarts=1, max_seconds=5.0, clock=clock, on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.crash("b")
+    await events.wait_for(ChildRestarting, "b")
+    clock.advance(1.0)
+    probe.crash("a")
+    await events.wait_for(ChildExited, "a")
+
+    # Two exits one second apart are two restarts within five seconds, while b still waits.
+    await clock.advance_and_settle(9.0)
+    with pytest.raises(RestartIntensityExceeded) as raised:
+        await supervisor.wait()
+    assert raised.value.offender == "a"
+    assert events.time_of(events.select(IntensityExceeded)[0]) == 10.0
 
 
 async def test_child_spec_runs_nested_supervisor(clock, probe):

@@ -131,6 +131,53 @@ async def test_count_children_by_kind(clock, probe):
     await supervisor.stop()
 
 
+async def test_count_children_leaves_out_a_child_waiting_to_restart(clock, probe):
+    """A child in its backoff delay has no running task of its own, so it is not active."""
+    events = EventLog(clock)
+    backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("b")], clock=clock, on_event=events
+    )
+    await start_all(supervisor, events)
+
+    probe.crash("a")
+    await events.wait_for(ChildRestarting, "a")
+    await settle()
+
+    assert [info.status for info in supervisor.which_children()] == ["restarting", "running"]
+    assert supervisor.count_children()["active"] == 1
+    await clock.advance_and_settle(10.0)
+    assert supervisor.count_children()["active"] == 2
+    await supervisor.stop()
+
+
+async def test_which_children_lists_group_as_restarting_while_it_stops(clock, probe):
+    """During a rest_for_one restart, a sibling still unwinding its stop is listed as restarting."""
+    events = EventLog(clock)
+    supervisor = Supervisor(
+        [probe.spec("a"), probe.stubborn_spec("b"), probe.spec("c")],
+        strategy="rest_for_one", clock=clock, on_event=events,
+    )
+    await supervisor.start()
+    await events.wait_for(ChildReady, "c")
+
+    probe.crash("a")
+    await settle()
+    assert probe.log[-3:] == [("crash", "a"), ("stop", "c"), ("ignore-cancel", "b")]
+    statuses = [info.status for info in supervisor.which_children()]
+    assert supervisor.count_children()["active"] == 1  # b, which has not stopped yet
+
+    probe.release("b")
+    await events.wait_for(ChildReady, "c", count=2)
+    assert statuses == ["restarting", "restarting", "restarting"]
+    assert [info.status for info in supervisor.which_children()] == ["running"] * 3
+    # The new b ignores its first cancellation too; released, it returns during the stop.
+    stopping = asyncio.ensure_future(supervisor.stop())
+    await settle()
+    probe.release("b")
+    await stopping
+
+
 def test_count_children_before_start():
     """A supervisor that has not started counts its specs but no active children."""
 

@@ -7,9 +7,11 @@ import asyncio
 import pytest
 
 from supervisor import (
+    Backoff,
     ChildExited,
     ChildNotFound,
     ChildReady,
+    ChildRestarting,
     ChildRunning,
     ChildSpec,
     ChildStartError,
@@ -342,4 +344,76 @@ async def test_unhashable_id_is_not_found(probe):
     await supervisor.start()
     with pytest.raises(ChildNotFound):
         await supervisor.terminate_child(["a"])
+    await supervisor.stop()
+
+
+async def test_start_child_waits_for_group_restart(clock, probe):
+    """A child added while a rest_for_one restart waits out its delay starts after the group."""
+    events = EventLog(clock)
+    backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("b")],
+        strategy="rest_for_one", clock=clock, on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.crash("a")
+    await events.wait_for(ChildRestarting, "a")
+
+    adding = asyncio.ensure_future(supervisor.start_child(probe.spec("c")))
+    await settle()
+    assert not adding.done()
+    assert probe.starts["c"] == 0
+    await clock.advance_and_settle(10.0)
+    await adding
+
+    assert probe.actions("start")[-3:] == ["a", "b", "c"]
+    await supervisor.stop()
+
+
+async def test_restart_child_during_group_restart_finds_it_running(clock, probe):
+    """restart_child() of a child a group restart has stopped waits, then finds it running."""
+    events = EventLog(clock)
+    backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("b")],
+        strategy="rest_for_one", clock=clock, on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.crash("a")
+    await events.wait_for(ChildRestarting, "a")
+
+    restarting = asyncio.ensure_future(supervisor.restart_child("b"))
+    await settle()
+    assert not restarting.done()
+    await clock.advance_and_settle(10.0)
+
+    with pytest.raises(ChildRunning):
+        await restarting
+    assert probe.actions("start")[-2:] == ["a", "b"]
+    assert probe.starts["b"] == 2
+    await supervisor.stop()
+
+
+async def test_start_child_from_a_child_during_group_restart(clock, probe):
+    """A child that adds a sibling before it is ready does not wait for its own group restart."""
+    events = EventLog(clock)
+    added = []
+
+    async def adder(task_status):
+        # The second generation runs inside the one_for_all restart that started it.
+        if probe.starts["adder"] == 1:
+            added.append(await supervisor.start_child(probe.spec(f"extra{len(added)}")))
+        probe.starts["adder"] += 1
+        task_status.started()
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor(
+        [probe.spec("a"), ChildSpec("adder", adder, signals_ready=True)],
+        strategy="one_for_all", clock=clock, on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.crash("a")
+    await events.wait_for(ChildReady, "adder", count=2)
+
+    assert [info.id for info in supervisor.which_children()] == ["a", "adder", "extra0"]
     await supervisor.stop()
