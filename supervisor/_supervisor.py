@@ -1529,7 +1529,7 @@ class Supervisor:
     def count_children(self) -> dict[str, int]:
         """Return the number of specs, of running children, and of supervisors and workers."""
         specs = len(self._children)
-        # As in OTP, a child counts as active while it runs: not while it waits to restart.
+        # As in OTP, a child counts as active only while it runs, not while it waits to restart.
         active = sum(
             1
             for child in self._children.values()

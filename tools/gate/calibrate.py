@@ -337,7 +337,7 @@ def _range(values: list) -> list | None:
 
 
 def _part_slices(parts: list[dict] | None, runs: int) -> list[slice]:
-    # Reports are stored in the order they ran, so part k holds the next `cycles` runs; runs
+    # Reports are stored in the order they ran, so part k contains the next `cycles` runs; runs
     # beyond the recorded cycles (a scenario evened out later) fall into the last part.
     slices, start = [], 0
     for index, part in enumerate(parts or []):
@@ -501,7 +501,7 @@ def _ratios(span: list | None) -> str:
     return "no ratio" if span is None else f"{span[0]:.2f}x to {span[1]:.2f}x"
 
 
-def _p(value) -> str:
+def _format_p(value) -> str:
     return "none" if value is None else f"{value:.2g}"
 
 
@@ -513,10 +513,10 @@ def render_totals(data: dict) -> list[str]:
         "|---|---|---|---|---|",
         f"| same code, single rows | {same['single_rows']} in {same['runs']} runs | "
         f"{same['single_flagged']} | {_ratios(same['single_ratio_range'])} | "
-        f"smallest unadjusted {_p(same['smallest_single_p_unadjusted'])} |",
+        f"smallest unadjusted {_format_p(same['smallest_single_p_unadjusted'])} |",
         f"| same code, pooled rows | {same['pooled_rows']} in {same['runs']} runs | "
         f"{same['pooled_flagged']} | {_ratios(same['pooled_ratio_range'])} | "
-        f"smallest adjusted {_p(same['smallest_pooled_p'])} |",
+        f"smallest adjusted {_format_p(same['smallest_pooled_p'])} |",
     ]
     for level, row in data["levels"].items():
         parts = row["single_caught_by_part"]
@@ -534,7 +534,7 @@ def render_totals(data: dict) -> list[str]:
             f"| +{float(level):g}% delay, delayed pooled rows | {row['pooled_rows']} in "
             f"{row['runs']} runs | "
             f"{row['pooled_caught']} | {_ratios(row['pooled_ratio_range'])} | "
-            + (f"adjusted {_p(p_range[0])} to {_p(p_range[1])} where caught |" if p_range else "|"),
+            + (f"adjusted {_format_p(p_range[0])} to {_format_p(p_range[1])} where caught |" if p_range else "|"),
             f"| +{float(level):g}% delay, unchanged rows | {row['baseline_rows']} in "
             f"{row['runs']} runs | "
             f"{row['baseline_flagged']} | | |",
