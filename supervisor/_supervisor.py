@@ -80,6 +80,14 @@ current_child: contextvars.ContextVar[tuple[Supervisor, Hashable] | None] = cont
 )
 _tracking = {"current_child": False}
 
+# The children that group restarts are starting, outermost first, in the context of the task
+# that starts them. A child's task copies that context, and so do the tasks it creates and
+# the children of a supervisor it runs, which lets start_child() tell a call made on behalf
+# of a child that a group restart waits for.
+_launching: contextvars.ContextVar[tuple[_Child, ...]] = contextvars.ContextVar(
+    "supervisor_launching", default=()
+)
+
 
 def _retrieve_exception(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
@@ -220,11 +228,11 @@ class _Child:
 
 def _count_within(times: deque[float], now: float, seconds: float) -> int:
     # The same rule as the intensity check: a restart exactly ``seconds`` ago still counts.
-    # Comparing ages rather than ``when < now - seconds`` keeps that true when the
-    # subtraction rounds, as 5.2 - 5.0 does to 0.20000000000000018.
+    # ``when + seconds`` is how a clock advanced by ``seconds`` computes ``now``, so the sum
+    # is exact where ``now - seconds`` or ``now - when`` can round past the edge.
     count = 0
     for when in reversed(times):
-        if now - when > seconds:
+        if when + seconds < now:
             break
         count += 1
     return count
@@ -372,6 +380,10 @@ class Supervisor:
         # The children a group restart is stopping and will start again, which
         # which_children() lists as restarting while they stop.
         self._group_stopping: set[_Child] = set()
+        # The children whose readiness a group restart waits for, and the _launching value
+        # of the control task before it started any.
+        self._group_launching: set[_Child] = set()
+        self._launch_base: tuple[_Child, ...] = ()
         self._done: asyncio.Future[None] | None = None
         self._host: asyncio.Task[Any] | None = None
         self._host_cancelled = False
@@ -587,12 +599,13 @@ class Supervisor:
         """Return once no group restart is running or queued, or the supervisor is stopping.
 
         OTP's supervisor handles a call only between restarts, so a child added or restarted
-        by hand never starts while the children it depends on are down. A call from one of
-        this supervisor's own children does not wait: the restart may be waiting for it.
+        by hand never starts while the children it depends on are down. A call made on
+        behalf of a child that the restart is starting does not wait, because the restart
+        waits for that child to be ready: a call from its task, from a task it created, or
+        from a child of a supervisor it runs.
         """
         while (self._in_group_restart or self._pending) and not self._stopping:
-            current = asyncio.current_task()
-            if any(child.task is current for child in self._children.values()):
+            if not self._group_launching.isdisjoint(_launching.get()):
                 return
             waiter = asyncio.get_running_loop().create_future()
             self._idle_waiters.append(waiter)
@@ -602,6 +615,7 @@ class Supervisor:
         # The control task runs group restarts one at a time and performs the final shutdown,
         # so that neither races with the other. One_for_one restarts never pass through here.
         self._control_ran = True
+        self._launch_base = _launching.get()
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping:
@@ -614,6 +628,10 @@ class Supervisor:
                 self._in_group_restart = True
                 try:
                     await self._group_restart(child, generation, reason, exited_at)
+                except Exception as error:
+                    # A failure of the supervisor itself, such as a clock that raised: nothing
+                    # would run the group restarts any more, so the supervisor fails.
+                    self._fail_internally(child, error)
                 finally:
                     self._in_group_restart = False
         except asyncio.CancelledError:
@@ -634,11 +652,22 @@ class Supervisor:
         # a stop() is under way, must not end the supervisor with children still running.
         self._final_shutdown = True
         try:
+            children = list(self._children.values())
             if self._parallel_shutdown:
-                await self._stop_in_parallel(list(self._children.values()), "shutdown")
-            else:
-                for child in reversed(list(self._children.values())):
+                try:
+                    await self._stop_in_parallel(children, "shutdown")
+                    children = []
+                except Exception as error:
+                    # An error of the supervisor's own, such as a clock that raised, possibly
+                    # before any child was cancelled: the loop below stops each one left.
+                    self._fail_shutdown(None, error)
+            for child in reversed(children):
+                try:
                     await self._stop_child(child, "shutdown")
+                except Exception as error:
+                    # The child was cancelled before the error, and the children before it
+                    # must still stop.
+                    self._fail_shutdown(child, error)
         finally:
             if self._start_timer is not None:
                 self._start_timer.cancel()
@@ -661,6 +690,20 @@ class Supervisor:
                 self._done.set_result(None)
         if self._shutdown_cancelled:
             raise asyncio.CancelledError()
+
+    def _fail_shutdown(self, child: _Child | None, error: Exception) -> None:
+        if child is None:
+            logger.error(
+                "supervisor %r failed while stopping its children at once; stopping them one by one",
+                self.name, exc_info=error,
+            )
+        else:
+            logger.error(
+                "supervisor %r failed while stopping child %r; stopping the others",
+                self.name, child.spec.id, exc_info=error,
+            )
+        if self._failure is None:
+            self._failure = error
 
     # ------------------------------------------------------------------ children
 
@@ -1028,7 +1071,7 @@ class Supervisor:
             now = self._now()
             times.append(now)
             window = self._budget_max_seconds
-            while now - times[0] > window:
+            while times[0] + window < now:
                 times.popleft()
             if len(times) > self._budget_max_restarts:
                 # The refused restart does not stay in the window, which lists restarts done.
@@ -1068,7 +1111,7 @@ class Supervisor:
         times = self._restart_times
         times.append(now)
         window = self._max_seconds
-        while now - times[0] > window:
+        while times[0] + window < now:
             times.popleft()
         if len(times) <= self._max_restarts:
             return True
@@ -1194,6 +1237,8 @@ class Supervisor:
             if child is None:
                 continue
             child.restarts += 1
+            self._group_launching = {child}
+            _launching.set((*self._launch_base, child))
             try:
                 await self._launch(child)
             except ChildStartError as error:
@@ -1201,6 +1246,8 @@ class Supervisor:
                     continue  # terminated while it started: it stays down
                 self._pending.append((child, child.generation, error.reason, self._now()))
                 return
+            finally:
+                self._group_launching = set()
 
     def _to_restart(self, stopped: _Child) -> _Child | None:
         # The record a group restart starts again in place of ``stopped``, or None. A child
@@ -1229,20 +1276,31 @@ class Supervisor:
             child = self._to_restart(record)
             if child is not None:
                 child.restarts += 1
+                _launching.set((*self._launch_base, child))
                 started.append((child, *self._spawn(child)))
         if any(waiter is None for _, waiter, _ in started):
             await asyncio.sleep(0)
-        failed = None
+        # Readiness is collected in start order, so a failure may be seen long after it
+        # happened; the time of each failure is taken when its waiter completes.
+        failed_at: dict[_Child, float] = {}
         for child, waiter, _ in started:
-            if waiter is None:
-                continue
-            try:
-                await waiter
-            except ChildStartError as error:
-                if failed is None and not child.stopping:
-                    failed = (child, child.generation, error.reason, self._now())
-            finally:
-                child.ready_waiter = None
+            if waiter is not None:
+                waiter.add_done_callback(lambda _, child=child: failed_at.setdefault(child, self._now()))
+        self._group_launching = {child for child, waiter, _ in started if waiter is not None}
+        failed = None
+        try:
+            for child, waiter, _ in started:
+                if waiter is None:
+                    continue
+                try:
+                    await waiter
+                except ChildStartError as error:
+                    if failed is None and not child.stopping:
+                        failed = (child, child.generation, error.reason, failed_at.get(child, self._now()))
+                finally:
+                    child.ready_waiter = None
+        finally:
+            self._group_launching = set()
         if failed is not None and not self._stopping:
             self._pending.append(failed)
 
@@ -1427,7 +1485,7 @@ class Supervisor:
         ``DuplicateChild`` if a child with the same id exists, running or not, and
         ``SupervisorNotRunning`` unless the supervisor is starting or running. While a
         one_for_all or rest_for_one restart runs or is queued, it first waits until that is
-        done, except when called from one of this supervisor's children.
+        done, unless it is called on behalf of a child that the restart is starting.
         """
         self._require_running("start", getattr(spec, "id", None))
         self._check_new_spec(spec, (), "spec")

@@ -354,6 +354,52 @@ async def test_restart_exactly_max_seconds_ago_counts_when_subtraction_rounds(pr
     assert raised.value.restarts == 2
 
 
+async def test_restart_exactly_max_seconds_ago_counts_when_difference_rounds_up(probe):
+    """The window edge holds where now - when rounds above max_seconds: 0.8 - 0.5 > 0.3."""
+    clock = VirtualClock(0.5)
+    events = EventLog(clock)
+    supervisor = Supervisor([probe.spec("a")], max_restarts=1, max_seconds=0.3, clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    await crash_and_wait_restart(probe, events, "a")
+    clock.advance(0.3)
+
+    [info] = supervisor.which_children()
+    assert info.intensity.restarts == 1
+    probe.crash("a")
+    with pytest.raises(RestartIntensityExceeded):
+        await supervisor.wait()
+
+
+async def test_parallel_group_start_failure_counts_at_its_exit(clock, probe):
+    """A child failing before it is ready in a parallel group restart counts when it failed, not when seen."""
+    events = EventLog(clock)
+
+    async def fragile(task_status):
+        if task_status.generation == 2:
+            raise RuntimeError("fragile failed before it was ready")
+        task_status.started()
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor(
+        [probe.spec("a", signals_ready=True, start_timeout=None), ChildSpec("fragile", fragile, signals_ready=True)],
+        strategy="one_for_all", parallel_group_restart=True, max_restarts=1, max_seconds=5.0,
+        clock=clock, on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.hold_ready("a")
+    probe.crash("a")
+    exited = await events.wait_for(ChildExited, "fragile", generation=2)
+    assert events.time_of(exited) == 0.0
+
+    # a becomes ready only 6 s later, when the group restart sees fragile's failure; both
+    # restarts happened at 0 s, two within 5 s.
+    await clock.advance_and_settle(6.0)
+    probe.allow_ready("a")
+    with pytest.raises(RestartIntensityExceeded) as raised:
+        await supervisor.wait()
+    assert raised.value.offender == "fragile"
+
+
 async def test_queued_group_restart_counts_at_its_exit(clock, probe):
     """A group restart queued behind another one's delay counts at its child's exit, not after."""
     events = EventLog(clock)

@@ -417,3 +417,141 @@ async def test_start_child_from_a_child_during_group_restart(clock, probe):
 
     assert [info.id for info in supervisor.which_children()] == ["a", "adder", "extra0"]
     await supervisor.stop()
+
+
+async def test_broken_clock_in_group_restart_fails_the_supervisor(clock, probe):
+    """A clock that raises during a group restart's delay fails the supervisor, as on the one_for_one path."""
+
+    class BrokenTimerClock(type(clock)):
+        def call_later(self, delay, callback, *args):
+            if delay == 10.0:
+                raise RuntimeError("timer broke")
+            return super().call_later(delay, callback, *args)
+
+    broken_clock = BrokenTimerClock()
+    events = EventLog(broken_clock)
+    backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
+    supervisor = Supervisor(
+        [probe.spec("a", backoff=backoff), probe.spec("b")],
+        strategy="one_for_all", clock=broken_clock, on_event=events,
+    )
+    await start_all(supervisor, events)
+
+    probe.crash("a")
+    with pytest.raises(RuntimeError, match="timer broke"):
+        await supervisor.wait()
+    assert supervisor.state == "failed"
+    with pytest.raises(SupervisorNotRunning):
+        await supervisor.start_child(probe.spec("c"))
+
+
+async def test_start_child_from_child_helper_task_during_group_restart(clock, probe):
+    """A task the restarting child creates, here by gather(), adds siblings without waiting for the restart."""
+    events = EventLog(clock)
+
+    async def adder(task_status):
+        if task_status.generation == 2:
+            await asyncio.gather(
+                supervisor.start_child(probe.spec("helper1")),
+                supervisor.start_child(probe.spec("helper2")),
+            )
+        task_status.started()
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor(
+        [probe.spec("a"), ChildSpec("adder", adder, signals_ready=True, start_timeout=None)],
+        strategy="one_for_all", clock=clock, on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.crash("a")
+    await events.wait_for(ChildReady, "adder", count=2)
+
+    assert [info.id for info in supervisor.which_children()] == ["a", "adder", "helper1", "helper2"]
+    await supervisor.stop()
+
+
+async def test_start_child_from_grandchild_during_group_restart(clock, probe):
+    """A child of a nested supervisor that the restart starts can add a child to the top supervisor."""
+    events = EventLog(clock)
+    generations = []
+
+    async def registrar(task_status):
+        generations.append(task_status.generation)
+        if len(generations) == 2:
+            await top.start_child(probe.spec("helper"))
+        task_status.started()
+        await asyncio.Event().wait()
+
+    inner = Supervisor(
+        [ChildSpec("registrar", registrar, signals_ready=True, start_timeout=None)],
+        name="inner", clock=clock,
+    )
+    top = Supervisor(
+        [probe.spec("a"), inner.child_spec("inner")],
+        strategy="one_for_all", name="top", clock=clock, on_event=events,
+    )
+    await start_all(top, events)
+    probe.crash("a")
+    await events.wait_for(ChildReady, "inner", count=2)
+
+    assert [info.id for info in top.which_children()] == ["a", "inner", "helper"]
+    await top.stop()
+
+
+async def test_start_child_from_running_sibling_waits_for_group_restart(clock, probe):
+    """A child the restart is not starting waits like any caller, so the start order holds."""
+    events = EventLog(clock)
+    calls: asyncio.Queue = asyncio.Queue()
+
+    async def caller():
+        while True:
+            call, result = await calls.get()
+            result.set_result(await call())
+
+    backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
+    supervisor = Supervisor(
+        [ChildSpec("caller", caller), probe.spec("b", backoff=backoff), probe.spec("c")],
+        strategy="rest_for_one", clock=clock, on_event=events,
+    )
+    await start_all(supervisor, events)
+    probe.crash("b")
+    await events.wait_for(ChildRestarting, "b")
+
+    result = asyncio.get_running_loop().create_future()
+    calls.put_nowait((lambda: supervisor.start_child(probe.spec("d")), result))
+    await settle()
+    assert not result.done()
+    await clock.advance_and_settle(10.0)
+    await result
+
+    assert probe.actions("start")[-3:] == ["b", "c", "d"]
+    await supervisor.stop()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+async def test_broken_clock_during_shutdown_still_stops_every_child(clock, probe, parallel):
+    """A clock that raises while the final shutdown waits for a child does not leave the others running."""
+
+    class BrokenClock(type(clock)):
+        broken = False
+
+        def now(self):
+            if self.broken:
+                raise RuntimeError("clock broke")
+            return super().now()
+
+    broken_clock = BrokenClock()
+    supervisor = Supervisor([probe.spec("a"), probe.spec("b"), probe.spec("c")], clock=broken_clock)
+    supervisor._parallel_shutdown = parallel  # DynamicSupervisor's way of stopping children
+    await supervisor.start()
+    await settle()
+
+    broken_clock.broken = True
+    probe.crash("a")
+    with pytest.raises(RuntimeError, match="clock broke"):
+        await supervisor.wait()
+    await settle()
+
+    assert sorted(probe.actions("stop")) == ["b", "c"]
+    assert supervisor.state == "failed"
+    assert supervisor._control_task.exception() is None
