@@ -228,8 +228,8 @@ class _Child:
 
 def _count_within(times: deque[float], now: float, seconds: float) -> int:
     # The same rule as the intensity check: a restart exactly ``seconds`` ago still counts.
-    # ``when + seconds`` is how a clock advanced by ``seconds`` computes ``now``, so the sum
-    # is exact where ``now - seconds`` or ``now - when`` can round past the edge.
+    # A clock advanced by ``seconds`` computes ``now`` as ``when + seconds``, so at the edge
+    # that sum equals ``now``, while ``now - seconds`` or ``now - when`` can round past it.
     count = 0
     for when in reversed(times):
         if when + seconds < now:
@@ -601,8 +601,8 @@ class Supervisor:
         OTP's supervisor handles a call only between restarts, so a child added or restarted
         by hand never starts while the children it depends on are down. A call made on
         behalf of a child that the restart is starting does not wait, because the restart
-        waits for that child to be ready: a call from its task, from a task it created, or
-        from a child of a supervisor it runs.
+        waits for that child to be ready. Such a call comes from the child's task, from a
+        task it created, or from a child of a supervisor it runs.
         """
         while (self._in_group_restart or self._pending) and not self._stopping:
             if not self._group_launching.isdisjoint(_launching.get()):
@@ -1281,7 +1281,7 @@ class Supervisor:
         if any(waiter is None for _, waiter, _ in started):
             await asyncio.sleep(0)
         # Readiness is collected in start order, so a failure may be seen long after it
-        # happened; the time of each failure is taken when its waiter completes.
+        # happened. Each waiter records the time it completed, which is the failure's time.
         failed_at: dict[_Child, float] = {}
         for child, waiter, _ in started:
             if waiter is not None:
