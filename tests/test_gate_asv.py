@@ -359,7 +359,7 @@ def test_calibration_resume_rejects_other_rounds(demo, tmp_path):
         },
         "summary": {"detections": []},
         "same_code_reports": [{"exit_code": 0, "comparisons": []}],
-        "delay_reports": {"25": []},
+        "delay_reports": {"25": [{"exit_code": 1, "comparisons": []}]},
     }))
     options = [option if option != "3" else "4" for option in CALIBRATION_OPTIONS]
     result = run_calibrate(demo, *options, "--resume", str(earlier))
