@@ -131,9 +131,9 @@ a child that is not running (``ChildRunning`` otherwise). An unknown id raises
 ``ChildNotFound``, and any of them on a supervisor that is not running raises
 ``SupervisorNotRunning``; each error names the supervisor and the child. ``start_child()``
 and ``restart_child()`` called while a one_for_all or rest_for_one restart runs or is queued
-wait until it is done, so a child never starts while those before it are down. A call
-made on behalf of a child that the restart is starting, which the restart waits for, does
-not wait.
+wait until it is done, so a child never starts while those before it are down. The
+exception is a call made, while the restart starts children, on behalf of a child that a
+group restart started: the restart may be waiting for that child, so the call goes ahead.
 
 Nested trees: ``supervisor.child_spec()`` runs a supervisor as a child (type ``supervisor``,
 ``shutdown`` ``INFINITY``). A breach fails that supervisor only; its parent sees one abnormal
