@@ -83,9 +83,10 @@ _tracking = {"current_child": False}
 # The supervisors whose group restarts started the current task's child, outermost first,
 # set once in each control task. A child's task copies the context of the task that starts
 # it, and so do the tasks it creates and the children of a supervisor it runs. The value is
-# set once per control task, not per child: with a value per child, each child's context held
-# a mapping of its own, and a rest_for_one restart of 10,000 children took about 15% longer
-# (median of 5 runs of GroupRestart.time_group_restart, 2-core shared sandbox, CPython 3.11.7).
+# set once per control task, not per child. With a value per child, each child's context held
+# a mapping of its own, and a rest_for_one restart of 10,000 children took about 15% longer.
+# That is the median of 5 runs of GroupRestart.time_group_restart on a 2-core shared sandbox,
+# CPython 3.11.7.
 _restarted_by: contextvars.ContextVar[tuple[Supervisor, ...]] = contextvars.ContextVar(
     "supervisor_restarted_by", default=()
 )
