@@ -383,8 +383,10 @@ class Supervisor:
         # The children a group restart is stopping and will start again, which
         # which_children() lists as restarting while they stop.
         self._group_stopping: set[_Child] = set()
-        # Set while a group restart starts its children and waits for them to be ready.
+        # Set while a group restart starts its children and waits for them to be ready, and
+        # the clock time at which each child it started failed before it was ready.
         self._group_starting = False
+        self._start_failed_at: dict[_Child, float] = {}
         self._done: asyncio.Future[None] | None = None
         self._host: asyncio.Task[Any] | None = None
         self._host_cancelled = False
@@ -867,6 +869,8 @@ class Supervisor:
                 if child.ready_waiter is not None and not child.ready_waiter.done():
                     # A caller waits for this start, so the failure is its to handle.
                     child.status = ChildStatus.EXITED
+                    if self._group_starting:
+                        self._start_failed_at[child] = now
                     child.ready_waiter.set_exception(ChildStartError(self.name, spec.id, reason))
                     return
 
@@ -1231,26 +1235,39 @@ class Supervisor:
         if delay:
             await _clock.sleep(self._clock, delay)
 
-        if self._parallel_group_restart:
-            await self._start_in_parallel(children)
-            return
-        for stopped in children:
+        self._group_starting = True
+        try:
+            if self._parallel_group_restart:
+                await self._start_in_parallel(children)
+            else:
+                await self._start_in_order(children)
+        finally:
+            self._group_starting = False
+            self._start_failed_at.clear()
+
+    async def _start_in_order(self, stopped: list[_Child]) -> None:
+        for record in stopped:
             if self._stopping:
                 return
-            child = self._to_restart(stopped)
+            child = self._to_restart(record)
             if child is None:
                 continue
             child.restarts += 1
-            self._group_starting = True
             try:
                 await self._launch(child)
             except ChildStartError as error:
                 if child.stopping:
                     continue  # terminated while it started: it stays down
-                self._pending.append((child, child.generation, error.reason, self._now()))
+                self._queue_start_failure(child, error)
                 return
-            finally:
-                self._group_starting = False
+
+    def _queue_start_failure(self, child: _Child, error: ChildStartError) -> None:
+        # The restart counts at the exit that _child_main() recorded. A parallel start collects
+        # readiness in start order, so it may reach this child long after the child failed.
+        exited_at = self._start_failed_at.get(child)
+        if exited_at is None:
+            exited_at = self._now()
+        self._pending.append((child, child.generation, error.reason, exited_at))
 
     def _to_restart(self, stopped: _Child) -> _Child | None:
         # The record a group restart starts again in place of ``stopped``, or None. A child
@@ -1282,29 +1299,19 @@ class Supervisor:
                 started.append((child, *self._spawn(child)))
         if any(waiter is None for _, waiter, _ in started):
             await asyncio.sleep(0)
-        # Readiness is collected in start order, so a failure may be seen long after it
-        # happened. Each waiter records the time it completed, which is the failure's time.
-        failed_at: dict[_Child, float] = {}
-        for child, waiter, _ in started:
-            if waiter is not None:
-                waiter.add_done_callback(lambda _, child=child: failed_at.setdefault(child, self._now()))
-        self._group_starting = True
         failed = None
-        try:
-            for child, waiter, _ in started:
-                if waiter is None:
-                    continue
-                try:
-                    await waiter
-                except ChildStartError as error:
-                    if failed is None and not child.stopping:
-                        failed = (child, child.generation, error.reason, failed_at.get(child, self._now()))
-                finally:
-                    child.ready_waiter = None
-        finally:
-            self._group_starting = False
+        for child, waiter, _ in started:
+            if waiter is None:
+                continue
+            try:
+                await waiter
+            except ChildStartError as error:
+                if failed is None and not child.stopping:
+                    failed = (child, error)
+            finally:
+                child.ready_waiter = None
         if failed is not None and not self._stopping:
-            self._pending.append(failed)
+            self._queue_start_failure(*failed)
 
     async def _stop_child(self, child: _Child, cause: str, status: ChildStatus = ChildStatus.STOPPED) -> None:
         # The child gets ``status`` once stopped, which is RESTARTING when a group restart

@@ -284,7 +284,7 @@ async def test_dynamic_refused_starts_use_no_id(clock, probe):
     await supervisor.stop()
 
 
-async def test_dynamic_start_child_with_bad_keyword_uses_no_id(clock):
+async def test_dynamic_rejected_keyword_uses_no_id(clock):
     """A task_status= keyword, which the template's spec refuses, raises and takes no id."""
     calls: list = []
     supervisor = DynamicSupervisor(ChildSpec("t", record_call, args=(calls,), signals_ready=True), clock=clock)

@@ -131,7 +131,7 @@ async def test_count_children_by_kind(clock, probe):
     await supervisor.stop()
 
 
-async def test_count_children_leaves_out_a_child_waiting_to_restart(clock, probe):
+async def test_count_children_skips_backoff_wait(clock, probe):
     """A child in its backoff delay has no running task of its own, so it is not active."""
     events = EventLog(clock)
     backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
@@ -151,7 +151,7 @@ async def test_count_children_leaves_out_a_child_waiting_to_restart(clock, probe
     await supervisor.stop()
 
 
-async def test_which_children_lists_group_as_restarting_while_it_stops(clock, probe):
+async def test_which_children_stopping_group(clock, probe):
     """During a rest_for_one restart, a sibling still unwinding its stop is listed as restarting."""
     events = EventLog(clock)
     supervisor = Supervisor(

@@ -347,17 +347,24 @@ async def test_unhashable_id_is_not_found(probe):
     await supervisor.stop()
 
 
+TEN_SECOND_BACKOFF = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
+
+
+async def crash_into_group_delay(clock, probe, specs, failing):
+    """Start a rest_for_one supervisor and crash ``failing``, whose group restart then waits 10 s."""
+    events = EventLog(clock)
+    supervisor = Supervisor(specs, strategy="rest_for_one", clock=clock, on_event=events)
+    await start_all(supervisor, events)
+    probe.crash(failing)
+    await events.wait_for(ChildRestarting, failing)
+    return supervisor
+
+
 async def test_start_child_waits_for_group_restart(clock, probe):
     """A child added while a rest_for_one restart waits out its delay starts after the group."""
-    events = EventLog(clock)
-    backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
-    supervisor = Supervisor(
-        [probe.spec("a", backoff=backoff), probe.spec("b")],
-        strategy="rest_for_one", clock=clock, on_event=events,
+    supervisor = await crash_into_group_delay(
+        clock, probe, [probe.spec("a", backoff=TEN_SECOND_BACKOFF), probe.spec("b")], "a"
     )
-    await start_all(supervisor, events)
-    probe.crash("a")
-    await events.wait_for(ChildRestarting, "a")
 
     adding = asyncio.ensure_future(supervisor.start_child(probe.spec("c")))
     await settle()
@@ -370,17 +377,11 @@ async def test_start_child_waits_for_group_restart(clock, probe):
     await supervisor.stop()
 
 
-async def test_restart_child_during_group_restart_finds_it_running(clock, probe):
+async def test_restart_child_after_group_restart(clock, probe):
     """restart_child() of a child a group restart has stopped waits, then finds it running."""
-    events = EventLog(clock)
-    backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
-    supervisor = Supervisor(
-        [probe.spec("a", backoff=backoff), probe.spec("b")],
-        strategy="rest_for_one", clock=clock, on_event=events,
+    supervisor = await crash_into_group_delay(
+        clock, probe, [probe.spec("a", backoff=TEN_SECOND_BACKOFF), probe.spec("b")], "a"
     )
-    await start_all(supervisor, events)
-    probe.crash("a")
-    await events.wait_for(ChildRestarting, "a")
 
     restarting = asyncio.ensure_future(supervisor.restart_child("b"))
     await settle()
@@ -394,7 +395,7 @@ async def test_restart_child_during_group_restart_finds_it_running(clock, probe)
     await supervisor.stop()
 
 
-async def test_start_child_from_a_child_during_group_restart(clock, probe):
+async def test_start_child_from_restarting_child(clock, probe):
     """A child that adds a sibling before it is ready does not wait for its own group restart."""
     events = EventLog(clock)
     added = []
@@ -419,7 +420,7 @@ async def test_start_child_from_a_child_during_group_restart(clock, probe):
     await supervisor.stop()
 
 
-async def test_broken_clock_in_group_restart_fails_the_supervisor(clock, probe):
+async def test_broken_clock_in_group_restart(clock, probe):
     """A clock that raises during a group restart's delay fails the supervisor, as on the one_for_one path."""
 
     class BrokenTimerClock(type(clock)):
@@ -445,7 +446,7 @@ async def test_broken_clock_in_group_restart_fails_the_supervisor(clock, probe):
         await supervisor.start_child(probe.spec("c"))
 
 
-async def test_start_child_from_child_helper_task_during_group_restart(clock, probe):
+async def test_start_child_from_helper_task(clock, probe):
     """A task the restarting child creates, here by gather(), adds siblings without waiting for the restart."""
     events = EventLog(clock)
 
@@ -470,7 +471,7 @@ async def test_start_child_from_child_helper_task_during_group_restart(clock, pr
     await supervisor.stop()
 
 
-async def test_start_child_from_grandchild_during_group_restart(clock, probe):
+async def test_start_child_from_grandchild(clock, probe):
     """A child of a nested supervisor that the restart starts can add a child to the top supervisor."""
     events = EventLog(clock)
     generations = []
@@ -498,9 +499,8 @@ async def test_start_child_from_grandchild_during_group_restart(clock, probe):
     await top.stop()
 
 
-async def test_start_child_from_running_sibling_waits_for_group_restart(clock, probe):
+async def test_start_child_from_sibling_waits(clock, probe):
     """A child the restart is not starting waits like any caller, so the start order holds."""
-    events = EventLog(clock)
     calls: asyncio.Queue = asyncio.Queue()
 
     async def caller():
@@ -508,14 +508,10 @@ async def test_start_child_from_running_sibling_waits_for_group_restart(clock, p
             call, result = await calls.get()
             result.set_result(await call())
 
-    backoff = Backoff(initial=10.0, maximum=10.0, jitter=0.0)
-    supervisor = Supervisor(
-        [ChildSpec("caller", caller), probe.spec("b", backoff=backoff), probe.spec("c")],
-        strategy="rest_for_one", clock=clock, on_event=events,
+    supervisor = await crash_into_group_delay(
+        clock, probe,
+        [ChildSpec("caller", caller), probe.spec("b", backoff=TEN_SECOND_BACKOFF), probe.spec("c")], "b",
     )
-    await start_all(supervisor, events)
-    probe.crash("b")
-    await events.wait_for(ChildRestarting, "b")
 
     result = asyncio.get_running_loop().create_future()
     calls.put_nowait((lambda: supervisor.start_child(probe.spec("d")), result))
@@ -529,7 +525,7 @@ async def test_start_child_from_running_sibling_waits_for_group_restart(clock, p
 
 
 @pytest.mark.parametrize("parallel", [False, True])
-async def test_broken_clock_during_shutdown_still_stops_every_child(clock, probe, parallel):
+async def test_broken_clock_during_shutdown(clock, probe, parallel):
     """A clock that raises while the final shutdown waits for a child does not leave the others running."""
 
     class BrokenClock(type(clock)):

@@ -337,8 +337,8 @@ def _range(values: list) -> list | None:
 
 
 def _part_slices(parts: list[dict] | None, runs: int) -> list[slice]:
-    # Reports are stored in the order they ran, so part k contains the next `cycles` runs; runs
-    # beyond the recorded cycles (a scenario evened out later) fall into the last part.
+    # Reports are stored in the order they ran, so part k contains the next `cycles` runs.
+    # Runs beyond the recorded cycles, of a scenario evened out later, fall into the last part.
     slices, start = [], 0
     for index, part in enumerate(parts or []):
         stop = runs if index == len(parts) - 1 else min(runs, start + part["cycles"])
